@@ -1,0 +1,224 @@
+"""``course-lib``: the course's command line.
+
+    course-lib check                      environment check, [OK]/[FAIL] per line
+    course-lib eval --data DIR ...        first stage vs reranked vs fused, as JSON or a table
+    course-lib train-reranker --data DIR  train the course reranker (the shipped recipe)
+    course-lib calibrate MODEL --data DIR fit calibration + fusion weight on held-out train queries
+    course-lib grade exercises/NN.ipynb   grade an exercise notebook
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+
+
+def _ok(flag: bool, text: str) -> bool:
+    print(f"[{'OK' if flag else 'FAIL'}] {text}")
+    return flag
+
+
+PACKAGES = [
+    ("torch", "2.13"),
+    ("transformers", "5."),
+    ("sentence_transformers", "6."),
+    ("chromadb", "1."),
+    ("langchain_core", "1."),
+    ("langchain_classic", "1."),
+    ("langchain_chroma", "1."),
+    ("langchain_huggingface", "1."),
+    ("bm25s", ""),
+    ("numpy", ""),
+    ("pandas", ""),
+    ("matplotlib", ""),
+    ("ipywidgets", "8."),
+    ("nbval", ""),
+    ("tqdm", ""),
+]
+
+
+def cmd_check(args) -> int:
+    """Print [OK]/[FAIL] for Python, packages, both models and the data directory."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    good = True
+    v = sys.version_info
+    good &= _ok((3, 10) <= v[:2] < (3, 14), f"Python {platform.python_version()} (need 3.10-3.13)")
+    for mod, prefix in PACKAGES:
+        try:
+            m = importlib.import_module(mod)
+            ver = getattr(m, "__version__", "?")
+            good &= _ok(str(ver).startswith(prefix), f"{mod} {ver}" + (f" (need {prefix}x)" if prefix and not str(ver).startswith(prefix) else ""))
+        except Exception as exc:  # noqa: BLE001
+            good &= _ok(False, f"{mod}: {type(exc).__name__}: {exc}")
+    try:
+        from course_lib.models import load_embedder
+
+        emb = load_embedder()
+        vec = emb.encode(["hello world"], normalize_embeddings=True)
+        good &= _ok(vec.shape == (1, 384), f"bi-encoder all-MiniLM-L6-v2 (bundled), dim {vec.shape[1]}")
+    except Exception as exc:  # noqa: BLE001
+        good &= _ok(False, f"bi-encoder: {exc}")
+    try:
+        from course_lib.models import course_reranker_path, load_reranker
+
+        ce = load_reranker()
+        s = ce.predict(
+            [("Where is the Eiffel Tower?", "The Eiffel Tower stands in Paris, France."),
+             ("Where is the Eiffel Tower?", "Photosynthesis converts light into chemical energy.")]
+        )
+        good &= _ok(bool(s[0] > s[1]), f"course reranker at {course_reranker_path()} ranks a relevant passage first")
+    except Exception as exc:  # noqa: BLE001
+        good &= _ok(False, f"course reranker: {exc}")
+    try:
+        from course_lib.data import load_course_corpus
+
+        ds = load_course_corpus()
+        good &= _ok(len(ds.corpus) > 100, f"built-in course corpus: {len(ds.corpus)} passages, {len(ds.queries)} queries")
+    except Exception as exc:  # noqa: BLE001
+        good &= _ok(False, f"course corpus: {exc}")
+    from course_lib.data import default_data_dir
+
+    dd = args.data or default_data_dir()
+    if dd is None:
+        print("[OK] data directory: not set (optional; set COURSE_DATA_DIR for SciFact/Cranfield, e.g. ../shared/datasets)")
+    else:
+        from pathlib import Path
+
+        p = Path(dd)
+        found = sorted(x.name for x in p.iterdir() if (x / "corpus.jsonl").is_file()) if p.is_dir() else []
+        if (p / "corpus.jsonl").is_file():
+            found = [p.name]
+        good &= _ok(bool(found), f"data directory {p}: {', '.join(found) or 'no BEIR-layout dataset found'}")
+    print("All checks passed." if good else "Some checks failed: see [FAIL] lines above.")
+    return 0 if good else 1
+
+
+def cmd_eval(args) -> int:
+    from course_lib.data import load_beir
+    from course_lib.evaluation import evaluate_pipeline
+    from course_lib.fusion import DEFAULT_FUSION_WEIGHT
+
+    ds = load_beir(args.data, args.split, data_dir=args.data_dir)
+    reranker = args.reranker
+    if reranker is not None and reranker.lower() != "none":
+        from course_lib.rerank import CrossEncoderScorer
+        from course_lib.models import load_reranker
+
+        reranker = CrossEncoderScorer(load_reranker(reranker, max_length=args.max_length))
+    elif reranker is None and args.max_length:
+        from course_lib.rerank import CrossEncoderScorer
+        from course_lib.models import load_reranker
+
+        reranker = CrossEncoderScorer(load_reranker(None, max_length=args.max_length))
+    w = DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else args.fusion_weight
+    res = evaluate_pipeline(
+        ds, args.first_stage, args.k, reranker, w, args.max_queries, use_cache=not args.no_cache, show_progress=not args.json
+    )
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        rows = [("first stage (" + args.first_stage + ")", res["first_stage"])]
+        if "reranked" in res:
+            rows += [("cross-encoder alone", res["reranked"]), (f"fused (w={w})", res["fused"])]
+        keys = [k for k in res["first_stage"] if k != "name"]
+        print(f"{ds.name} {ds.split}: {res['n_queries']} queries, top {args.k}")
+        print(f"{'system':28s}" + "".join(f"{k:>11s}" for k in keys))
+        for name, row in rows:
+            print(f"{name:28s}" + "".join(f"{row[k]:11.4f}" for k in keys))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from course_lib.recipe import RecipeConfig, calibrate_and_report, train_reranker
+
+    cfg = RecipeConfig(epochs=args.epochs, max_length=args.max_length, n_pseudo=args.pseudo, seed=args.seed)
+    info = train_reranker(args.data, args.output, args.dataset, cfg, device=args.device, max_groups=args.max_groups)
+    print(json.dumps({k: v for k, v in info.items() if k != "dev_query_ids"}, indent=1))
+    if not args.skip_calibration:
+        rep = calibrate_and_report(args.output, args.data, args.dataset)
+        print(json.dumps(rep, indent=1))
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from course_lib.recipe import calibrate_and_report
+
+    rep = calibrate_and_report(args.model, args.data, args.dataset, depth=args.depth, max_length=args.max_length)
+    print(json.dumps(rep, indent=1))
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from course_lib.grading import grade_notebook
+
+    return grade_notebook(args.notebook, timeout=args.timeout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="course-lib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="check the environment ([OK]/[FAIL])")
+    c.add_argument("--data", default=None, help="data directory to check (default $COURSE_DATA_DIR)")
+    c.set_defaults(func=cmd_check)
+
+    e = sub.add_parser("eval", help="evaluate first stage, cross-encoder and fused pipeline")
+    e.add_argument("--data", required=True, help="a BEIR-layout dataset directory, or a name under --data-dir")
+    e.add_argument("--data-dir", default=None, help="folder of datasets (default $COURSE_DATA_DIR)")
+    e.add_argument("--split", default="test")
+    e.add_argument("--first-stage", choices=["dense", "bm25", "hybrid"], default="dense")
+    e.add_argument("--k", type=int, default=100, help="candidates reranked per query")
+    e.add_argument("--reranker", default=None, help="model name/path, or 'none' (default: the course reranker)")
+    e.add_argument("--fusion-weight", type=float, default=None, help="cross-encoder weight in the fusion")
+    e.add_argument("--max-queries", type=int, default=None)
+    e.add_argument("--max-length", type=int, default=None, help="pair token limit (default: the model's)")
+    e.add_argument("--no-cache", action="store_true", help="rescore every pair instead of using the score cache")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    t = sub.add_parser("train-reranker", help="train the course reranker from a BEIR-layout dataset")
+    t.add_argument("--data", required=True, help="folder of datasets (or the dataset itself)")
+    t.add_argument("--dataset", default="scifact")
+    t.add_argument("--output", required=True)
+    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--max-length", type=int, default=192)
+    t.add_argument("--pseudo", type=int, default=1000, help="title->abstract pseudo-query groups")
+    t.add_argument("--seed", type=int, default=13)
+    t.add_argument("--device", default=None)
+    t.add_argument("--max-groups", type=int, default=None, help="cap on training groups (smoke tests)")
+    t.add_argument("--skip-calibration", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    k = sub.add_parser("calibrate", help="fit calibration and pick the fusion weight on held-out train queries")
+    k.add_argument("model")
+    k.add_argument("--data", required=True)
+    k.add_argument("--dataset", default="scifact")
+    k.add_argument("--depth", type=int, default=30)
+    k.add_argument("--max-length", type=int, default=None)
+    k.set_defaults(func=cmd_calibrate)
+
+    g = sub.add_parser("grade", help="grade an exercise notebook against its solution")
+    g.add_argument("notebook")
+    g.add_argument("--timeout", type=int, default=600)
+    g.set_defaults(func=cmd_grade)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from course_lib.data import DataError
+    from course_lib.models import ModelLoadError
+
+    try:
+        return args.func(args)
+    except (DataError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""Datasets in BEIR layout, and the course's own small corpus.
+
+A BEIR-layout directory holds::
+
+    corpus.jsonl       {"_id": ..., "title": ..., "text": ...} per line
+    queries.jsonl      {"_id": ..., "text": ...} per line
+    qrels/<split>.tsv  header "query-id<TAB>corpus-id<TAB>score", then one judgement a line
+
+Where the data lives is a setting, never a path baked into code: pass ``data_dir`` or set
+``COURSE_DATA_DIR`` (the course's CI points it at ``../shared/datasets``).  A data directory
+may be a dataset itself or a folder of datasets (``<dir>/scifact``).
+
+Example
+-------
+>>> from course_lib.data import load_course_corpus
+>>> ds = load_course_corpus()
+>>> ds.name, len(ds.corpus) > 100, len(ds.queries) > 10
+('course', True, True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+# md5 sums published by BEIR for its zips (used to verify downloads).
+BEIR_MD5 = {
+    "scifact": "5f7d1de60b170fc8027bb7898e2efca1",
+    "nfcorpus": "a89dba18a62ef92f7d323ec890a0d38d",
+    "fiqa": "17918ed23cd04fb15047f73e6c3bd9d9",
+    "arguana": "8ad3e3c2a5867cdced806d6503f29b99",
+}
+
+
+class DataError(ValueError):
+    """A dataset is missing or malformed; the message says which file and line."""
+
+
+@dataclass
+class Dataset:
+    """A retrieval test collection held in memory.
+
+    Attributes:
+        name: dataset name (the directory's name).
+        corpus: ``doc_id -> {"title": str, "text": str, **metadata}``.
+        queries: ``query_id -> text`` (only queries that have judgements in ``split``).
+        qrels: ``query_id -> {doc_id: graded relevance (int)}``; 0 means judged not relevant.
+        split: which qrels file was read.
+    """
+
+    name: str
+    corpus: dict[str, dict]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    split: str = "test"
+    path: Path | None = field(default=None, repr=False)
+
+    def doc_text(self, doc_id: str) -> str:
+        """Title and text joined the way every course model sees a document."""
+        return document_text(self.corpus[doc_id])
+
+    def subset(self, query_ids) -> "Dataset":
+        """The same corpus with only the given queries (and their qrels)."""
+        qids = [q for q in query_ids if q in self.queries]
+        return Dataset(
+            self.name,
+            self.corpus,
+            {q: self.queries[q] for q in qids},
+            {q: self.qrels[q] for q in qids if q in self.qrels},
+            self.split,
+            self.path,
+        )
+
+    def split_queries(self, fraction: float = 0.2, seed: int = 0) -> tuple["Dataset", "Dataset"]:
+        """Split by query into (larger, smaller) parts, deterministically.
+
+        Use it to keep evaluation queries out of training: split first, train on the
+        first part, and measure only on the second.
+        """
+        qids = sorted(self.queries)
+        random.Random(seed).shuffle(qids)
+        n_small = max(1, int(round(len(qids) * fraction)))
+        return self.subset(sorted(qids[n_small:])), self.subset(sorted(qids[:n_small]))
+
+
+def document_text(doc: dict) -> str:
+    """``"title. text"`` (or just the text when the title is empty or already starts it)."""
+    title = (doc.get("title") or "").strip()
+    text = (doc.get("text") or "").strip()
+    if not title or text.lower().startswith(title.lower().rstrip(" .")):
+        return text
+    sep = "" if title.endswith((".", "?", "!")) else "."
+    return f"{title}{sep} {text}"
+
+
+def default_data_dir() -> Path | None:
+    """``$COURSE_DATA_DIR`` as a path, or None when unset."""
+    value = os.environ.get("COURSE_DATA_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def resolve_dataset_dir(name_or_path: str | os.PathLike | None = None, data_dir=None) -> Path:
+    """Find a BEIR-layout directory.
+
+    ``name_or_path`` may be a directory holding ``corpus.jsonl`` or a dataset name looked up
+    under ``data_dir`` (default ``$COURSE_DATA_DIR``).
+    """
+    if name_or_path is not None:
+        p = Path(name_or_path).expanduser()
+        if (p / "corpus.jsonl").is_file():
+            return p
+    base = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    if base is None and name_or_path is not None and Path(name_or_path).exists():
+        raise DataError(f"{name_or_path} has no corpus.jsonl: it is not a BEIR-layout dataset")
+    if base is None:
+        raise DataError(
+            "No data directory is set. Pass data_dir=... or set COURSE_DATA_DIR to a folder of "
+            "BEIR-layout datasets (for developers and CI: ../shared/datasets). "
+            "Without one, use load_course_corpus() for the built-in corpus."
+        )
+    if name_or_path is None:
+        if (base / "corpus.jsonl").is_file():
+            return base
+        raise DataError(f"{base} has no corpus.jsonl; name a dataset inside it (e.g. 'scifact')")
+    candidate = base / str(name_or_path)
+    if (candidate / "corpus.jsonl").is_file():
+        return candidate
+    if (base / "corpus.jsonl").is_file() and base.name == str(name_or_path):
+        return base
+    available = sorted(p.name for p in base.iterdir() if (p / "corpus.jsonl").is_file()) if base.is_dir() else []
+    raise DataError(
+        f"dataset {name_or_path!r} not found under {base} "
+        f"(available: {', '.join(available) or 'none'}). "
+        f"Online you can fetch BEIR datasets with course_lib.data.download_beir('{name_or_path}', '{base}')."
+    )
+
+
+def _read_jsonl(path: Path):
+    if not path.is_file():
+        raise DataError(f"missing file: {path}")
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if "_id" not in rec:
+                raise DataError(f"{path}:{lineno}: record has no '_id'")
+            yield lineno, rec
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """Read a BEIR qrels TSV (header optional) into ``{query_id: {doc_id: grade}}``."""
+    if not path.is_file():
+        raise DataError(f"missing qrels file: {path}")
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.rstrip("\n\r")
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if lineno == 1 and parts[0].strip().lower() in {"query-id", "query_id", "qid"}:
+                continue
+            if len(parts) != 3:
+                raise DataError(
+                    f"{path}:{lineno}: expected 3 tab-separated fields "
+                    f"(query-id, corpus-id, score), got {len(parts)}: {line[:80]!r}"
+                )
+            qid, did, score = (p.strip() for p in parts)
+            try:
+                grade = int(float(score))
+            except ValueError:
+                raise DataError(f"{path}:{lineno}: score {score!r} is not a number") from None
+            qrels.setdefault(qid, {})[did] = grade
+    return qrels
+
+
+def load_beir(name_or_path=None, split: str = "test", data_dir=None) -> Dataset:
+    """Load a BEIR-layout dataset.
+
+    Args:
+        name_or_path: a dataset directory, or a name under ``data_dir``/``$COURSE_DATA_DIR``.
+        split: which ``qrels/<split>.tsv`` to read.
+        data_dir: folder of datasets (default ``$COURSE_DATA_DIR``).
+
+    Raises:
+        DataError: with the file and line of the problem, or how to set the data directory.
+    """
+    root = resolve_dataset_dir(name_or_path, data_dir)
+    qrels_path = root / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        splits = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
+        raise DataError(f"{root} has no qrels for split {split!r} (available: {', '.join(splits) or 'none'})")
+    corpus = {}
+    for _, rec in _read_jsonl(root / "corpus.jsonl"):
+        doc = {k: v for k, v in rec.items() if k != "_id"}
+        doc.setdefault("title", "")
+        doc.setdefault("text", "")
+        corpus[str(rec["_id"])] = doc
+    qrels = read_qrels(qrels_path)
+    queries = {}
+    for lineno, rec in _read_jsonl(root / "queries.jsonl"):
+        qid = str(rec["_id"])
+        if qid in qrels:
+            if not isinstance(rec.get("text"), str):
+                raise DataError(f"{root / 'queries.jsonl'}:{lineno}: query {qid} has no text")
+            queries[qid] = rec["text"]
+    missing = [q for q in qrels if q not in queries]
+    if missing:
+        raise DataError(f"{qrels_path}: {len(missing)} judged queries are not in queries.jsonl (e.g. {missing[0]})")
+    return Dataset(root.name, corpus, queries, qrels, split, root)
+
+
+def load_course_corpus() -> Dataset:
+    """The course's built-in corpus: a few hundred passages written for the course.
+
+    Topics span general knowledge, health, finance and regulation; queries carry graded
+    labels (2 = answers the query, 1 = on topic, 0 = judged not relevant).  It ships inside
+    the package, so every default demo runs offline in seconds.
+    """
+    base = resources.files("course_lib") / "corpus"
+    corpus = {}
+    with (base / "passages.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                rec = json.loads(line)
+                corpus[rec.pop("_id")] = rec
+    queries, qrels = {}, {}
+    with (base / "queries.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                rec = json.loads(line)
+                queries[rec["_id"]] = rec["text"]
+                qrels[rec["_id"]] = {k: int(v) for k, v in rec["qrels"].items()}
+    return Dataset("course", corpus, queries, qrels, "test", None)
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download_beir(name: str, data_dir=None, url: str | None = None, md5: str | None = None) -> Path:
+    """Download and unpack a public BEIR dataset zip into ``data_dir/<name>`` (online only).
+
+    The zip is verified against BEIR's published md5 (or ``md5``) before unpacking;
+    a dataset already present is returned without downloading.  Offline, the error says
+    how to point the course at a local copy instead.
+    """
+    base = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    if base is None:
+        base = Path.home() / ".cache" / "course_lib" / "datasets"
+    target = base / name
+    if (target / "corpus.jsonl").is_file():
+        return target
+    base.mkdir(parents=True, exist_ok=True)
+    url = url or BEIR_URL.format(name=name)
+    md5 = md5 or BEIR_MD5.get(name)
+    zip_path = base / f"{name}.zip.part"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp, zip_path.open("wb") as out:
+            shutil.copyfileobj(resp, out)
+    except OSError as exc:
+        zip_path.unlink(missing_ok=True)
+        raise DataError(
+            f"could not download {url} ({exc}). Offline? Copy a BEIR-layout folder to {target} "
+            f"or set COURSE_DATA_DIR to a folder that holds '{name}/'."
+        ) from None
+    if md5 and _md5(zip_path) != md5:
+        zip_path.unlink(missing_ok=True)
+        raise DataError(f"checksum mismatch for {url}: the download is corrupt or not the published file")
+    with zipfile.ZipFile(zip_path) as zf:
+        for member in zf.namelist():
+            dest = (base / member).resolve()
+            if not str(dest).startswith(str(base.resolve())):
+                raise DataError(f"refusing to unpack {member!r} outside {base}")
+        zf.extractall(base)
+    zip_path.unlink(missing_ok=True)
+    if not (target / "corpus.jsonl").is_file():
+        raise DataError(f"{url} did not contain {name}/corpus.jsonl")
+    return target

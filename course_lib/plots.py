@@ -1,0 +1,79 @@
+"""Plots used across the notebooks (matplotlib; each returns the Figure)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _fig(figsize=(6, 4)):
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=figsize)
+
+
+def attention_heatmap(q_tokens, d_tokens, matrix, title="cross-attention (query -> document)"):
+    fig, ax = _fig((max(6, 0.35 * len(d_tokens)), max(2.5, 0.4 * len(q_tokens))))
+    im = ax.imshow(matrix, aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(d_tokens)), d_tokens, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(q_tokens)), q_tokens, fontsize=8)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagram(curves: dict, n_bins: int = 10, title="calibration: predicted vs observed"):
+    """``curves``: name -> (probabilities, labels). Perfect calibration is the diagonal."""
+    from course_lib.calibration import expected_calibration_error, reliability_table
+
+    fig, ax = _fig((5, 5))
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
+    for name, (p, y) in curves.items():
+        rows = reliability_table(p, y, n_bins)
+        ece = expected_calibration_error(p, y, n_bins)
+        ax.plot([r[3] for r in rows], [r[4] for r in rows], "o-", label=f"{name} (ECE {ece:.3f})")
+    ax.set_xlabel("predicted probability of relevance")
+    ax.set_ylabel("observed share relevant")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def logit_histogram(logits, labels, title="cross-encoder logits by label"):
+    fig, ax = _fig()
+    logits, labels = np.asarray(logits), np.asarray(labels) > 0
+    bins = np.linspace(logits.min(), logits.max(), 30)
+    ax.hist(logits[~labels], bins=bins, alpha=0.6, label="not relevant", density=True)
+    ax.hist(logits[labels], bins=bins, alpha=0.6, label="relevant", density=True)
+    ax.set_xlabel("logit")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def metric_vs_k(table, x="k", title="first-stage recall ceiling vs K"):
+    """Line plot of every numeric column of a DataFrame against ``x``."""
+    fig, ax = _fig()
+    for col in table.columns:
+        if col != x:
+            ax.plot(table[x], table[col], "o-", label=col)
+    ax.set_xlabel(x)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def bar_compare(values: dict, title="", ylabel="NDCG@10"):
+    fig, ax = _fig()
+    names = list(values)
+    ax.bar(names, [values[n] for n in names], color=["#8da0cb", "#fc8d62", "#66c2a5", "#e78ac3"][: len(names)])
+    for i, n in enumerate(names):
+        ax.text(i, values[n], f"{values[n]:.3f}", ha="center", va="bottom")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,330 @@
+"""How the shipped course reranker is trained (``course-lib train-reranker``).
+
+The recipe, step by step:
+
+1. Load a BEIR-layout dataset's *train* split and hold out a share of its queries (dev).
+2. Embed the corpus with the bi-encoder; for each training (query, positive) draw
+   ``n_negatives`` hard negatives from the dense ranks ``neg_ranks`` that are not judged relevant.
+3. Add *pseudo-query* groups from the corpus itself: a document's title is the query, its
+   body the positive, the title's dense neighbours the negatives.  No labels are used.
+4. Train the segment mean-pool cosine cross-encoder (:mod:`course_lib.modeling`) on groups of
+   one positive + negatives with softmax cross-entropy over the group (logits at a fixed scale),
+   plus ``kl_weight`` x KL(bi-encoder's group distribution || model's) to keep what the
+   bi-encoder knew.  AdamW, linear warm-up/decay, deterministic seed, tqdm progress.
+5. On the dev queries: fit the head's scale and bias (Platt scaling) so ``sigmoid(logit)`` is a
+   calibrated probability, and measure NDCG@10 by fusion weight (see :mod:`course_lib.fusion`).
+
+Every number the model card reports comes from :func:`calibrate_and_report`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from course_lib.data import Dataset, document_text, load_beir
+from course_lib.dense import DenseIndex, encode_texts
+
+
+@dataclass
+class RecipeConfig:
+    epochs: int = 1
+    lr: float = 2e-5
+    warmup: float = 0.1
+    groups_per_step: int = 4
+    n_negatives: int = 4
+    neg_ranks: tuple[int, int] = (3, 30)
+    n_pseudo: int = 1000
+    kl_weight: float = 0.5
+    train_scale: float = 20.0
+    max_length: int = 192
+    max_query_tokens: int = 64
+    dev_fraction: float = 0.12
+    seed: int = 13
+    bf16: bool = True  # autocast on CPUs with avx512_bf16 / on CUDA; master weights stay fp32
+
+
+@dataclass
+class Group:
+    query: str
+    docs: list[str]  # positive first
+    teacher: list[float]  # bi-encoder cosines, same order
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def cap_query(tokenizer, query: str, max_tokens: int) -> str:
+    """Cut a query to ``max_tokens`` word pieces (so a long query never crowds out the document)."""
+    ids = tokenizer(query, add_special_tokens=False)["input_ids"]
+    if len(ids) <= max_tokens:
+        return query
+    return tokenizer.decode(ids[:max_tokens])
+
+
+def label_groups(ds: Dataset, index: DenseIndex, cfg: RecipeConfig, rng: random.Random, show_progress=True) -> list[Group]:
+    """One group per judged (query, positive): the positive and hard negatives from the dense ranking."""
+    qids = sorted(ds.queries)
+    q_emb = encode_texts([ds.queries[q] for q in qids], index.embedder, show_progress=show_progress)
+    lo, hi = cfg.neg_ranks
+    hits = index.search_vectors(q_emb, hi)
+    groups = []
+    for qid, qe, ranking in zip(qids, q_emb, hits):
+        judged = ds.qrels.get(qid, {})
+        pool = [d for d, _ in ranking[lo - 1 : hi] if judged.get(d, 0) <= 0]
+        for pos in sorted(d for d, g in judged.items() if g > 0 and d in ds.corpus):
+            negs = rng.sample(pool, min(cfg.n_negatives, len(pool)))
+            if not negs:
+                continue
+            ids = [pos] + negs
+            teacher = index.similarity(qe, ids).tolist()
+            groups.append(Group(ds.queries[qid], [ds.doc_text(d) for d in ids], teacher))
+    return groups
+
+
+def pseudo_groups(corpus: dict, index: DenseIndex, cfg: RecipeConfig, rng: random.Random, show_progress=True) -> list[Group]:
+    """Title -> body groups from the corpus (no labels): negatives are the title's dense neighbours."""
+    candidates = [d for d in sorted(corpus) if len(corpus[d].get("title", "").split()) >= 4 and corpus[d].get("text")]
+    chosen = rng.sample(candidates, min(cfg.n_pseudo, len(candidates)))
+    titles = [corpus[d]["title"] for d in chosen]
+    t_emb = encode_texts(titles, index.embedder, show_progress=show_progress)
+    lo, hi = cfg.neg_ranks
+    hits = index.search_vectors(t_emb, hi + 1)
+    groups = []
+    for doc_id, title, te, ranking in zip(chosen, titles, t_emb, hits):
+        pool = [d for d, _ in ranking[lo - 1 : hi + 1] if d != doc_id][: hi - lo + 1]
+        negs = rng.sample(pool, min(cfg.n_negatives, len(pool)))
+        ids = [doc_id] + negs
+        teacher = index.similarity(te, ids).tolist()
+        docs = [corpus[doc_id]["text"]] + [document_text(corpus[d]) for d in negs]
+        groups.append(Group(title, docs, teacher))
+    return groups
+
+
+def _autocast(device: str, enabled: bool):
+    if enabled and device == "cpu" and torch.backends.mkldnn.is_available():
+        try:
+            if torch.cpu._is_avx512_bf16_supported():
+                return torch.autocast("cpu", dtype=torch.bfloat16)
+        except AttributeError:
+            pass
+    if enabled and device == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast(device, enabled=False)
+
+
+def train_groups(model, tokenizer, groups: list[Group], cfg: RecipeConfig, device: str = "cpu", show_progress=True, log=print):
+    """Listwise training on groups; returns a list of per-step losses."""
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    model.to(device).train()
+    model.logit_scale.requires_grad_(False)
+    model.logit_bias.requires_grad_(False)
+    with torch.no_grad():
+        model.logit_scale.fill_(cfg.train_scale)
+        model.logit_bias.zero_()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    steps_per_epoch = math.ceil(len(groups) / cfg.groups_per_step)
+    total = steps_per_epoch * cfg.epochs
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * total), total)
+    rng = random.Random(cfg.seed)
+    losses = []
+    bar = tqdm(total=total, desc="training", disable=not show_progress)
+    for _epoch in range(cfg.epochs):
+        order = list(range(len(groups)))
+        rng.shuffle(order)
+        for s in range(steps_per_epoch):
+            batch = [groups[i] for i in order[s * cfg.groups_per_step : (s + 1) * cfg.groups_per_step]]
+            sizes = [len(g.docs) for g in batch]
+            qs = [cap_query(tokenizer, g.query, cfg.max_query_tokens) for g in batch for _ in g.docs]
+            ds = [d for g in batch for d in g.docs]
+            enc = tokenizer(qs, ds, truncation="only_second", max_length=cfg.max_length, padding=True, return_tensors="pt")
+            enc = {k: v.to(device) for k, v in enc.items()}
+            with _autocast(device, cfg.bf16):
+                logits = model(**enc).logits.view(-1).float()
+            loss = torch.zeros((), device=device)
+            start = 0
+            for g, n in zip(batch, sizes):
+                lg = logits[start : start + n]
+                start += n
+                ce = -torch.log_softmax(lg, 0)[0]
+                loss = loss + ce
+                if cfg.kl_weight > 0:
+                    t = torch.softmax(torch.tensor(g.teacher, device=device) * cfg.train_scale, 0)
+                    kl = torch.sum(t * (torch.log(t + 1e-12) - torch.log_softmax(lg, 0)))
+                    loss = loss + cfg.kl_weight * kl
+            loss = loss / len(batch)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+            bar.update(1)
+            if len(losses) % 20 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    bar.close()
+    model.eval()
+    return losses
+
+
+def train_reranker(
+    data_dir,
+    output_dir,
+    dataset: str = "scifact",
+    cfg: RecipeConfig | None = None,
+    device: str | None = None,
+    show_progress: bool = True,
+    max_groups: int | None = None,
+    log=print,
+) -> dict:
+    """Train the course reranker from a BEIR-layout dataset and save a ``CrossEncoder`` directory.
+
+    Args:
+        data_dir: folder holding ``dataset`` (or the dataset folder itself).
+        output_dir: where the model, tokenizer and ``training.json`` are written.
+        max_groups: cap on training groups (for smoke tests).
+
+    Returns:
+        A dict of what was done (group counts, seconds, dev query ids) also saved as
+        ``training.json`` beside the weights.
+    """
+    from transformers import AutoTokenizer
+
+    from course_lib.modeling import from_bi_encoder
+    from course_lib.models import bundled_embedder_path, load_embedder, pick_device
+
+    cfg = cfg or RecipeConfig()
+    set_seed(cfg.seed)
+    device = pick_device(device)
+    rng = random.Random(cfg.seed)
+    full = load_beir(dataset, "train", data_dir=data_dir)
+    train, dev = full.split_queries(cfg.dev_fraction, seed=cfg.seed)
+    embedder = load_embedder()
+    index = DenseIndex.build(full.corpus, embedder, cache_key=full.name, show_progress=show_progress)
+    groups = label_groups(train, index, cfg, rng, show_progress)
+    n_label = len(groups)
+    if cfg.n_pseudo:
+        groups += pseudo_groups(full.corpus, index, cfg, rng, show_progress)
+    if max_groups:
+        groups = rng.sample(groups, min(max_groups, len(groups)))
+    log(f"{n_label} labelled groups from {len(train.queries)} queries, {len(groups) - n_label if not max_groups else '?'} pseudo-query groups; dev: {len(dev.queries)} queries")
+    base = bundled_embedder_path()
+    model = from_bi_encoder(str(base), head_scale=cfg.train_scale)
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    t0 = time.time()
+    losses = train_groups(model, tokenizer, groups, cfg, device, show_progress, log)
+    seconds = time.time() - t0
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(model, tokenizer, out, cfg.max_length)
+    info = {
+        "dataset": dataset,
+        "config": asdict(cfg),
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "n_groups": len(groups),
+        "n_label_groups": n_label,
+        "train_seconds": round(seconds, 1),
+        "first_loss": round(float(np.mean(losses[:20])), 4) if losses else None,
+        "last_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
+        "dev_query_ids": sorted(dev.queries),
+    }
+    (out / "training.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def save_model(model, tokenizer, out: Path, max_length: int, half: bool = False) -> None:
+    """Save as a sentence-transformers ``CrossEncoder`` directory (safetensors, optional fp16)."""
+    from sentence_transformers import CrossEncoder
+
+    model.config.sbert_ce_default_activation_function = "torch.nn.modules.activation.Sigmoid"
+    if half:
+        model = model.half()
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    if half:
+        model.float()
+    ce = CrossEncoder(str(out), max_length=max_length, device="cpu")
+    ce.save_pretrained(str(out))
+
+
+def calibrate_and_report(
+    model_dir,
+    data_dir,
+    dataset: str = "scifact",
+    depth: int = 30,
+    max_length: int | None = None,
+    weights=tuple(round(0.05 * i, 2) for i in range(21)),
+    show_progress: bool = True,
+) -> dict:
+    """Fit the head's scale/bias on the dev queries held out of training, and pick a fusion weight.
+
+    Reranks the dense top ``depth`` of each dev query (from ``training.json``), fits Platt
+    scaling on (logit, judged relevant) pairs and folds it into the head
+    (``scale' = a * scale``, ``bias' = a * bias + b``), then measures NDCG@10 on the same dev
+    queries for each fusion weight.  Writes ``calibration_report.json`` beside the weights.
+    Only *training-split* queries are used: nothing here sees a test split.
+    """
+    from course_lib import metrics
+    from course_lib.calibration import Calibration, expected_calibration_error
+    from course_lib.evaluation import first_stage_run, fused_run, rerank_scores
+    from course_lib.models import load_reranker
+    from course_lib.modeling import CourseRerankerModel
+    from course_lib.rerank import CrossEncoderScorer
+    from transformers import AutoTokenizer
+
+    model_dir = Path(model_dir)
+    info = json.loads((model_dir / "training.json").read_text())
+    full = load_beir(dataset, "train", data_dir=data_dir)
+    dev = full.subset(info["dev_query_ids"])
+    first = first_stage_run(dev, "dense", depth, show_progress=show_progress)
+    ce = load_reranker(str(model_dir), max_length=max_length)
+    scorer = CrossEncoderScorer(ce)
+    scores, seconds, n_pairs = rerank_scores(dev, first, scorer, None, show_progress=show_progress)
+    logits, labels = [], []
+    for q, cands in scores.items():
+        for d, z in cands.items():
+            logits.append(z)
+            labels.append(1 if dev.qrels[q].get(d, 0) > 0 else 0)
+    before = expected_calibration_error(Calibration().probabilities(logits), labels)
+    cal = Calibration.fit(logits, labels)
+    after_in_sample = expected_calibration_error(cal.probabilities(logits), labels)
+    sweep = {w: metrics.mean(metrics.ndcg(fused_run(first, scores, w), dev.qrels, 10)) for w in weights}
+    best_w = max(sweep, key=lambda w: (round(sweep[w], 4), -abs(w - 0.5)))
+    # fold the calibration into the head
+    model = CourseRerankerModel.from_pretrained(str(model_dir))
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    with torch.no_grad():
+        model.logit_bias.copy_(cal.a * model.logit_bias + cal.b)
+        model.logit_scale.mul_(cal.a)
+    model.config.head_scale = float(model.logit_scale)
+    model.config.head_bias = float(model.logit_bias)
+    save_model(model, tok, model_dir, max_length or ce.max_seq_length)
+    report = {
+        "dev_queries": len(dev.queries),
+        "depth": depth,
+        "max_length": max_length or ce.max_seq_length,
+        "pairs": n_pairs,
+        "pairs_per_second": round(n_pairs / sum(seconds.values()), 1) if seconds else None,
+        "platt": {"a": cal.a, "b": cal.b},
+        "ece_plain_sigmoid_before": round(before, 4),
+        "ece_after_in_sample": round(after_in_sample, 4),
+        "dev_ndcg@10_dense": round(metrics.mean(metrics.ndcg(first, dev.qrels, 10)), 4),
+        "dev_ndcg@10_by_fusion_weight": {str(w): round(v, 4) for w, v in sweep.items()},
+        "chosen_fusion_weight": best_w,
+    }
+    (model_dir / "calibration_report.json").write_text(json.dumps(report, indent=1))
+    return report

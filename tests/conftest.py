@@ -1,0 +1,73 @@
+"""Shared fixtures. Tests run offline: a hub name must fail fast, never retry."""
+import os
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from course_lib.calibration import Calibration  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def data_dir() -> Path | None:
+    env = os.environ.get("COURSE_DATA_DIR")
+    if env and Path(env).is_dir():
+        return Path(env)
+    return SHARED if SHARED.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    d = data_dir()
+    if d is None:
+        pytest.skip("no data directory (set COURSE_DATA_DIR or provide ../shared/datasets)")
+    return d
+
+
+class OverlapScorer:
+    """A fast, deterministic stand-in for a cross-encoder: logit = shared words - 1."""
+
+    batch_size = 32
+
+    def __init__(self):
+        self.calls = 0
+
+    def score_pairs(self, pairs):
+        self.calls += 1
+        out = []
+        for q, t in pairs:
+            qw = {w.strip("?.,").lower() for w in q.split()}
+            tw = {w.strip("?.,").lower() for w in t.split()}
+            out.append(len(qw & tw) - 1.0)
+        return np.asarray(out, dtype=np.float32)
+
+    def score(self, query, texts):
+        return self.score_pairs([(query, t) for t in texts])
+
+    def probabilities(self, logits):
+        return Calibration().probabilities(logits)
+
+
+@pytest.fixture
+def overlap_scorer():
+    return OverlapScorer()
+
+
+@pytest.fixture(scope="session")
+def course_scorer():
+    from course_lib.rerank import CrossEncoderScorer
+
+    return CrossEncoderScorer()
+
+
+@pytest.fixture(scope="session")
+def course_ds():
+    from course_lib.data import load_course_corpus
+
+    return load_course_corpus()

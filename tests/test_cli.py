@@ -1,0 +1,50 @@
+import json
+import subprocess
+import sys
+
+from helpers import write_course_as_beir
+
+from course_lib.cli import main
+
+
+def test_check_all_ok(capsys, shared_data):
+    code = main(["check", "--data", str(shared_data)])
+    out = capsys.readouterr().out
+    assert "[FAIL]" not in out, out
+    assert code == 0 and out.count("[OK]") >= 18
+
+
+def test_check_reports_fail_for_bad_data_dir(capsys, tmp_path):
+    code = main(["check", "--data", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1 and "[FAIL] data directory" in out
+
+
+def test_eval_json_on_a_small_beir_dir(tmp_path, course_ds, capsys, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_course_as_beir(course_ds, tmp_path / "course", n_queries=6)
+    assert main(["eval", "--data", str(root), "--k", "20", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n_queries"] == 6 and res["k"] == 20
+    for sys_name in ("first_stage", "reranked", "fused"):
+        assert {"ndcg@10", "mrr@10", "map", "recall@10", "recall@20"} <= set(res[sys_name])
+    assert res["pairs_scored"] == 6 * 20 and res["rerank_seconds_per_query"] > 0
+    # second run: every pair from the cache
+    assert main(["eval", "--data", str(root), "--k", "20", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["pairs_scored"] == 0 and again["reranked"] == res["reranked"]
+
+
+def test_eval_first_stage_only_and_bad_inputs(tmp_path, course_ds, capsys):
+    root = write_course_as_beir(course_ds, tmp_path / "c2", n_queries=3)
+    assert main(["eval", "--data", str(root), "--first-stage", "bm25", "--reranker", "none", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert "reranked" not in res and res["first_stage"]["name"] == "bm25"
+    assert main(["eval", "--data", str(tmp_path / "missing"), "--json"]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert main(["eval", "--data", str(root), "--reranker", "nobody/nothing", "--json"]) == 2
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "course_lib.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "train-reranker" in out.stdout

@@ -1,0 +1,58 @@
+import pytest
+
+from course_lib.pipeline import TwoStageRetriever
+from course_lib.retrieval import BM25Retriever, ChromaStore, DenseRetriever, HybridRetriever
+
+
+@pytest.fixture(scope="module")
+def small(course_ds):
+    ids = sorted(course_ds.corpus)[:60]
+    return {d: course_ds.corpus[d] for d in ids}
+
+
+def test_chroma_store_survives_reopen_and_upsert_is_idempotent(tmp_path, small):
+    store = ChromaStore(tmp_path / "db", collection="t")
+    assert store.add_corpus(small, show_progress=False) == len(small)
+    hits = store.retrieve("interest rates and inflation", k=5)
+    del store
+    reopened = ChromaStore(tmp_path / "db", collection="t")
+    assert len(reopened) == len(small)
+    assert reopened.add_corpus(small, show_progress=False) == 0  # nothing re-embedded
+    again = reopened.retrieve("interest rates and inflation", k=5)
+    assert [h["id"] for h in again] == [h["id"] for h in hits]
+    assert [h["rank"] for h in again] == [1, 2, 3, 4, 5]
+    assert all(-1.0 <= h["score"] <= 1.0 for h in again)
+    assert again[0]["metadata"]["topic"] in {"general", "health", "finance", "regulation", "technology"}
+
+
+def test_chroma_and_exact_dense_agree(tmp_path, small):
+    store = ChromaStore(tmp_path / "db2", collection="t")
+    store.add_corpus(small, show_progress=False)
+    dense = DenseRetriever(small)
+    q = "how does a vaccine work"
+    assert [h["id"] for h in store.retrieve(q, 3)] == [h["id"] for h in dense.retrieve(q, 3)]
+
+
+def test_bm25_and_hybrid(course_ds):
+    bm25 = BM25Retriever(course_ds.corpus)
+    hits = bm25.retrieve("compound interest", k=5)
+    assert hits[0]["id"].startswith("fin-")
+    assert [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
+    hyb = HybridRetriever([DenseRetriever(course_ds.corpus), bm25])
+    h2 = hyb.retrieve("compound interest", k=5)
+    assert len(h2) == 5 and h2[0]["score"] >= h2[-1]["score"]
+
+
+def test_two_stage_pipeline_carries_both_stages(course_ds, overlap_scorer):
+    pipe = TwoStageRetriever(BM25Retriever(course_ds.corpus), overlap_scorer, k=20, m=5, fusion_weight=1.0)
+    res = pipe.search("what is the capital of france")
+    assert len(res.results) <= 5 and res.n_candidates <= 20
+    for key in ("first_stage_score", "first_stage_rank", "rerank_logit", "relevance_score", "rerank_rank", "fused_score", "rank"):
+        assert key in res.results[0]
+    # weight 1.0: the order is the cross-encoder's
+    assert [r["rerank_rank"] for r in res.results] == sorted(r["rerank_rank"] for r in res.results)
+    pipe0 = TwoStageRetriever(BM25Retriever(course_ds.corpus), overlap_scorer, k=20, m=5, fusion_weight=0.0)
+    res0 = pipe0.search("what is the capital of france")
+    assert [r["first_stage_rank"] for r in res0.results] == [1, 2, 3, 4, 5]
+    with pytest.raises(ValueError):
+        pipe.search("")

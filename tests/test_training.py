@@ -1,0 +1,80 @@
+import json
+import time
+
+import pytest
+import torch
+
+from helpers import write_course_as_beir
+
+from course_lib.training import DomainSpecificReranker, TrainingRecordError, load_records, mine_hard_negatives
+
+
+def test_recipe_smoke_trains_and_changes_scores(tmp_path, course_ds, monkeypatch):
+    from sentence_transformers import CrossEncoder
+
+    from course_lib.recipe import RecipeConfig, train_reranker
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_course_as_beir(course_ds, tmp_path / "data" / "course", split="train")
+    t = time.time()
+    cfg = RecipeConfig(n_pseudo=4, max_length=64, groups_per_step=2, lr=1e-4, dev_fraction=0.2, bf16=False)
+    info = train_reranker(tmp_path / "data", tmp_path / "model", dataset="course", cfg=cfg, max_groups=6, show_progress=False)
+    assert time.time() - t < 60
+    assert info["n_groups"] == 6 and info["dev_query_ids"]
+    ce = CrossEncoder(str(tmp_path / "model"))
+    from course_lib.modeling import from_bi_encoder
+    from course_lib.models import bundled_embedder_path
+
+    base = from_bi_encoder(str(bundled_embedder_path())).eval()
+    enc = ce.tokenizer(["why is the sky blue"], ["rayleigh scattering"], return_tensors="pt")
+    with torch.no_grad():
+        before = base(**enc).logits.item()
+        after = ce.model(**enc).logits.item() if hasattr(ce, "model") else ce[0].auto_model(**enc).logits.item()
+    assert before != pytest.approx(after, abs=1e-4)
+
+
+def write_records(path, records):
+    path.write_text("\n".join(json.dumps(r) for r in records))
+    return path
+
+
+def test_malformed_records_name_the_record(tmp_path):
+    good = {"query": "q", "positive_doc": "p", "negative_doc": "n"}
+    with pytest.raises(TrainingRecordError, match=r"record 1 is missing field 'negative_doc'"):
+        load_records(write_records(tmp_path / "a.jsonl", [good, {"query": "q", "positive_doc": "p"}]))
+    with pytest.raises(TrainingRecordError, match=r"record 0 has an empty or non-text 'positive_doc'"):
+        load_records(write_records(tmp_path / "b.jsonl", [{**good, "positive_doc": "  "}]))
+    (tmp_path / "c.jsonl").write_text('{"query": "q"\n')
+    with pytest.raises(TrainingRecordError, match=r"c.jsonl:1: not valid JSON"):
+        load_records(tmp_path / "c.jsonl")
+    with pytest.raises(TrainingRecordError, match="not found"):
+        load_records(tmp_path / "missing.json")
+
+
+def test_mined_negatives_exclude_positives_and_report_skips(course_ds):
+    records, report = mine_hard_negatives(course_ds, n_hard=2, n_random=1, margin=0.05, seed=0)
+    assert report["negatives"] == len(records) > 0
+    pos_by_q = {}
+    for q, judged in course_ds.qrels.items():
+        pos_by_q[course_ds.queries[q]] = {course_ds.doc_text(d) for d, g in judged.items() if g > 0}
+    for r in records:
+        assert r["negative_doc"] not in pos_by_q[r["query"]]
+    assert report["suspected_false_negatives_skipped"] >= 0
+
+
+def test_domain_fine_tune_few_steps_changes_scores_and_reports(tmp_path, course_ds):
+    records, _ = mine_hard_negatives(course_ds, n_hard=1, n_random=0, seed=0)
+    dsr = DomainSpecificReranker(None, records=records[:40], loss="bce", heldout_fraction=0.25, max_length=64, seed=0)
+    probe = ("What is compound interest?", "Interest on interest makes savings grow.")
+    before = float(dsr.model.predict([probe], activation_fn=torch.nn.Identity())[0])
+    rep = dsr.fine_tune(tmp_path / "ft", epochs=1, batch_size=8, learning_rate=5e-5, max_steps=3, show_progress=False)
+    after = float(dsr.model.predict([probe], activation_fn=torch.nn.Identity())[0])
+    assert rep["steps"] == 3 and rep["heldout_queries"] >= 1
+    assert before != pytest.approx(after, abs=1e-4)
+    assert {"mrr_before", "mrr_after", "constant_predictor", "worse_than_start"} <= set(rep)
+    assert (tmp_path / "ft" / "config.json").is_file()
+    # the shared cached course reranker was not touched by training
+    from course_lib.models import load_reranker
+
+    shared = float(load_reranker().predict([probe], activation_fn=torch.nn.Identity())[0])
+    assert shared == pytest.approx(before, abs=1e-4)
