@@ -2,7 +2,8 @@
 
 Run ``python scripts/corpus_source.py`` to regenerate ``course_lib/corpus/*.jsonl``.
 Each entry: (topic, query, answers [grade 2], on-topic [grade 1], traps [grade 0: share the
-query's words but do not answer it]).  Every passage is judged for its own query; passages
+query's words but do not answer it]); NEAR_MISSES adds, per query, a passage answering a
+neighbouring question (grade 0).  Every passage is judged for its own query; passages
 of other queries in the same topic are judged 0 for it (hard negatives).
 """
 import json
@@ -200,6 +201,39 @@ ENTRIES = [
   ["Cloud formation begins when moist air cools to its dew point, and computing its height uses the lapse rate."]),
 ]
 
+NEAR_MISSES = {'Why is the sky blue?': 'The ocean often looks blue because water absorbs red light more strongly than blue, so the light it reflects and scatters back is bluish.',
+ 'Who painted the Mona Lisa?': 'The Mona Lisa was stolen from the Louvre in 1911 by Vincenzo Peruggia and recovered two years later in Florence.',
+ 'How tall is Mount Everest?': 'Climbing Mount Everest takes about two months, most of it spent acclimatising at base camp and higher camps.',
+ 'What causes the seasons on Earth?': "Day and night are caused by Earth's rotation on its axis, which takes about 24 hours.", 'When did the Berlin Wall fall?': 'The Berlin Wall was built in August 1961 to stop East Germans from fleeing to West Berlin.',
+ 'How do bees make honey?': 'Bees make wax from glands on their abdomen and shape it into the hexagonal cells of the comb.',
+ 'What is the speed of light?': 'The speed of sound in air is about 343 metres per second at room temperature.',
+ 'Why do leaves change colour in autumn?': 'Leaves are green in summer because chlorophyll absorbs red and blue light and reflects green.',
+ 'How do vaccines protect against disease?': 'Vaccine side effects are usually mild, such as a sore arm or a low fever for a day or two.',
+ 'What are the symptoms of a heart attack?': 'Symptoms of a panic attack include a racing heart, sweating, trembling and a feeling of choking.',
+ 'How much sleep do adults need?': 'Adults need about two to three litres of fluid a day, more in hot weather or during exercise.',
+ 'What is type 2 diabetes?': 'Type 1 diabetes is an autoimmune disease in which the immune system destroys the insulin-producing cells of the pancreas.',
+ 'How does high blood pressure damage the body?': 'Low blood pressure can cause dizziness and fainting, especially when standing up quickly.',
+ 'What are the side effects of ibuprofen?': 'Paracetamol is gentle on the stomach but can cause serious liver damage in overdose.',
+ 'How is a stroke recognised?': 'Heat stroke is recognised by a body temperature above 40 degrees Celsius, hot dry skin and confusion.',
+ 'What does chemotherapy do to cancer cells?': "Immunotherapy helps the patient's own immune system recognise and attack cancer cells.", 'How do interest rate rises affect inflation?': 'Inflation erodes the value of savings, so cash held in a bank account buys less each year.',
+ 'What is a stock market index?': "A stock split increases the number of shares while lowering the price of each, leaving the company's value unchanged.", 'What is compound interest?': 'Simple interest is paid only on the original principal, so the interest each year stays the same.',
+ 'What is diversification in investing?': 'Market timing means trying to buy before prices rise and sell before they fall, which few investors manage consistently.', "How does a bond's price relate to interest rates?": "A bond's credit rating reflects the issuer's ability to repay; lower ratings pay higher yields.", 'What is a credit score?': 'A credit card lets you borrow up to a limit and charges interest on any balance not repaid each month.',
+ 'What causes a recession?': 'During a recession governments often cut taxes or raise spending to support demand.',
+ 'What is an exchange-traded fund?': 'A hedge fund is a private investment pool that can use leverage and short selling, open only to wealthy investors.',
+ 'What does GDPR require for personal data?': 'The ePrivacy rules govern cookies on websites and require consent before non-essential cookies are set.',
+ 'What is know your customer (KYC)?': 'Know your employee checks screen staff before they are hired into sensitive roles at a bank.',
+ 'What are anti-money laundering obligations for banks?': 'Banks must meet capital requirements so they can absorb losses without failing.',
+ 'What is insider trading?': 'High-frequency trading uses algorithms to buy and sell shares within fractions of a second.',
+ 'What do Basel III capital requirements mean for banks?': 'Solvency II sets capital requirements for insurance companies in the European Union.',
+ 'What is MiFID II?': 'The Markets in Crypto-Assets regulation (MiCA) governs crypto-asset issuers and service providers in the EU.',
+ 'How long must financial records be retained?': 'Personal data must not be kept longer than needed, so some records must be deleted once their purpose ends.',
+ 'What are the rules on sanctions screening?': 'Adverse media screening searches news sources for negative stories about a client during onboarding.',
+ 'How does public key encryption work?': 'Symmetric encryption uses one shared secret key to both encrypt and decrypt, as in AES.',
+ 'What is a neural network?': 'A decision tree splits data on one feature at a time, forming a tree of if-then rules.',
+ 'What is the difference between RAM and storage?': 'A CPU cache is a small, very fast memory inside the processor that holds recently used data.',
+ 'How does a search engine rank web pages?': "A web crawler discovers pages by following links and downloads them for the search engine's index.", 'What is cloud computing?': 'Edge computing processes data close to where it is produced, such as on a factory floor, instead of in a distant data centre.'}
+"""Per query: a passage on a neighbouring question (same words and topic, different answer), judged 0."""
+
 DISTRACTORS = [
  ("general", "The Great Wall of China stretches for thousands of kilometres across northern China and was built over many centuries."),
  ("general", "Octopuses have three hearts and blue blood that uses copper-based haemocyanin to carry oxygen."),
@@ -268,7 +302,8 @@ def build(out_dir: Path) -> tuple[int, int]:
     for qi, (topic, query, answers, ontopic, traps) in enumerate(ENTRIES, 1):
         qid = f"q{qi:02d}"
         qrels = {}
-        for kind, grade, texts in (("a", 2, answers), ("b", 1, ontopic), ("t", 0, traps)):
+        near = [NEAR_MISSES[query]] if query in NEAR_MISSES else []
+        for kind, grade, texts in (("a", 2, answers), ("b", 1, ontopic), ("t", 0, traps), ("n", 0, near)):
             for j, text in enumerate(texts, 1):
                 did = f"{topic[:3]}-{qi:02d}{kind}{j}"
                 passages.append({"_id": did, "title": "", "text": text, "topic": topic})

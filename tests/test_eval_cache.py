@@ -1,0 +1,43 @@
+"""The shipped evaluation cache must agree with the live models (a random sample is recomputed)."""
+import gzip
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from course_lib.data import load_beir
+from course_lib.dense import _fingerprint, corpus_fingerprint, embedder_fingerprint, encode_texts, seed_dirs
+from course_lib.evaluation import model_fingerprint
+from course_lib.models import load_embedder
+
+SEED = Path(__file__).resolve().parents[1] / "eval_cache"
+
+
+@pytest.mark.parametrize("name", ["scifact", "cranfield"])
+def test_shipped_scores_match_live_model(name, shared_data, course_scorer):
+    path = SEED / f"{model_fingerprint(course_scorer)}-{name}.json.gz"
+    assert path.is_file(), f"no shipped scores for the current course reranker: {path.name}"
+    with gzip.open(path, "rt") as fh:
+        data = json.load(fh)
+    ds = load_beir(name, "test", data_dir=shared_data)
+    rng = random.Random(0)
+    sample = [(q, d) for q in rng.sample(sorted(data), 4) for d in rng.sample(sorted(data[q]), 3)]
+    live = course_scorer.score_pairs([(q, ds.doc_text(d)) for q, d in sample])
+    cached = np.array([data[q][d] for q, d in sample])
+    assert np.allclose(live, cached, atol=2e-3), np.abs(live - cached).max()
+
+
+@pytest.mark.parametrize("name", ["scifact", "cranfield"])
+def test_shipped_embeddings_match_live_embedder(name, shared_data):
+    emb = load_embedder()
+    ds = load_beir(name, "test", data_dir=shared_data)
+    key = _fingerprint(name, corpus_fingerprint(ds.corpus), embedder_fingerprint(emb))
+    path = SEED / f"emb-{key}.npy"
+    assert path.is_file() and SEED in seed_dirs()
+    stored = np.load(path).astype(np.float32)
+    ids = list(ds.corpus)
+    idx = random.Random(1).sample(range(len(ids)), 8)
+    live = encode_texts([ds.doc_text(ids[i]) for i in idx], emb, show_progress=False)
+    assert np.allclose(stored[idx], live, atol=2e-3)
