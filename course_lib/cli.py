@@ -136,7 +136,8 @@ def cmd_train(args) -> int:
     from course_lib.recipe import RecipeConfig, calibrate_and_report, train_reranker
 
     cfg = RecipeConfig(epochs=args.epochs, max_length=args.max_length, n_pseudo=args.pseudo, seed=args.seed)
-    info = train_reranker(args.data, args.output, args.dataset, cfg, device=args.device, max_groups=args.max_groups)
+    info = train_reranker(args.data, args.output, args.dataset, cfg, device=args.device, max_groups=args.max_groups,
+                          init_from=args.init_from)
     print(json.dumps({k: v for k, v in info.items() if k != "dev_query_ids"}, indent=1))
     if not args.skip_calibration:
         rep = calibrate_and_report(args.output, args.data, args.dataset)
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=13)
     t.add_argument("--device", default=None)
     t.add_argument("--max-groups", type=int, default=None, help="cap on training groups (smoke tests)")
+    t.add_argument("--init-from", default=None, help="continue from an earlier run's output (a second stage)")
     t.add_argument("--skip-calibration", action="store_true")
     t.set_defaults(func=cmd_train)
 

@@ -51,7 +51,7 @@ def seed_dirs() -> list[Path]:
 
 
 def find_cached(name: str) -> Path | None:
-    """The first of ``cache_dir()/name`` and the seed caches that exists."""
+    """The first of ``cache_dir()/name`` and ``<seed cache>/name`` that exists (``name`` may hold a subfolder)."""
     for base in [cache_dir(), *seed_dirs()]:
         if (base / name).is_file():
             return base / name

@@ -85,7 +85,7 @@ class ScoreCache:
 
         self.path = path
         self.data: dict[str, dict[str, float]] = {}
-        found = find_cached(path.name) if path is not None else None
+        found = find_cached(f"{path.parent.name}/{path.name}") if path is not None else None
         if found is not None:
             with gzip.open(found, "rt", encoding="utf-8") as fh:
                 self.data = json.load(fh)

@@ -188,6 +188,7 @@ def train_reranker(
     device: str | None = None,
     show_progress: bool = True,
     max_groups: int | None = None,
+    init_from=None,
     log=print,
 ) -> dict:
     """Train the course reranker from a BEIR-layout dataset and save a ``CrossEncoder`` directory.
@@ -196,6 +197,9 @@ def train_reranker(
         data_dir: folder holding ``dataset`` (or the dataset folder itself).
         output_dir: where the model, tokenizer and ``training.json`` are written.
         max_groups: cap on training groups (for smoke tests).
+        init_from: continue from a course reranker saved by an earlier run (a second stage with
+            fresh negatives, pseudo-queries and learning-rate schedule) instead of the bi-encoder.
+            The dev split is the earlier run's, so dev queries stay out of training.
 
     Returns:
         A dict of what was done (group counts, seconds, dev query ids) also saved as
@@ -211,7 +215,12 @@ def train_reranker(
     device = pick_device(device)
     rng = random.Random(cfg.seed)
     full = load_beir(dataset, "train", data_dir=data_dir)
-    train, dev = full.split_queries(cfg.dev_fraction, seed=cfg.seed)
+    if init_from is not None:
+        prev = json.loads((Path(init_from) / "training.json").read_text())
+        dev_ids = set(prev["dev_query_ids"])
+        train, dev = full.subset(sorted(set(full.queries) - dev_ids)), full.subset(sorted(dev_ids))
+    else:
+        train, dev = full.split_queries(cfg.dev_fraction, seed=cfg.seed)
     embedder = load_embedder()
     index = DenseIndex.build(full.corpus, embedder, cache_key=full.name, show_progress=show_progress)
     groups = label_groups(train, index, cfg, rng, show_progress)
@@ -222,8 +231,15 @@ def train_reranker(
         groups = rng.sample(groups, min(max_groups, len(groups)))
     log(f"{n_label} labelled groups from {len(train.queries)} queries, {len(groups) - n_label if not max_groups else '?'} pseudo-query groups; dev: {len(dev.queries)} queries")
     base = bundled_embedder_path()
-    model = from_bi_encoder(str(base), head_scale=cfg.train_scale)
-    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    if init_from is not None:
+        from course_lib.modeling import CourseRerankerModel, register
+
+        register()
+        model = CourseRerankerModel.from_pretrained(str(init_from), dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(init_from))
+    else:
+        model = from_bi_encoder(str(base), head_scale=cfg.train_scale)
+        tokenizer = AutoTokenizer.from_pretrained(str(base))
     t0 = time.time()
     losses = train_groups(model, tokenizer, groups, cfg, device, show_progress, log)
     seconds = time.time() - t0
@@ -241,6 +257,7 @@ def train_reranker(
         "first_loss": round(float(np.mean(losses[:20])), 4) if losses else None,
         "last_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
         "dev_query_ids": sorted(dev.queries),
+        "init_from": None if init_from is None else {"path": Path(init_from).name, **{k: v for k, v in json.loads((Path(init_from) / "training.json").read_text()).items() if k != "dev_query_ids"}},
     }
     (out / "training.json").write_text(json.dumps(info, indent=1))
     return info
@@ -328,3 +345,23 @@ def calibrate_and_report(
     }
     (model_dir / "calibration_report.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def select_fusion_weight(dev_by_weight: dict, guards: dict, tolerance: float = 0.005) -> dict:
+    """Pick the fusion weight: best on the in-domain dev set among weights that are *safe* elsewhere.
+
+    Args:
+        dev_by_weight: ``{weight: NDCG@10}`` on the held-out training queries (in domain).
+        guards: ``{collection: ({weight: NDCG@10}, first-stage NDCG@10)}`` on out-of-domain
+            tuning queries (never the queries a result is reported on).
+        tolerance: a weight is safe if, on every guard, fused >= first stage - tolerance.
+
+    Returns ``{"weight", "safe_weights", "dev_ndcg@10"}``; if no weight is safe, the safest one.
+    """
+    weights = sorted(dev_by_weight)
+    safe = [w for w in weights if all(sweep[w] >= base - tolerance for sweep, base in guards.values())]
+    if safe:
+        best = max(safe, key=lambda w: (round(dev_by_weight[w], 4), -w))
+    else:
+        best = max(weights, key=lambda w: min(sweep[w] - base for sweep, base in guards.values()))
+    return {"weight": best, "safe_weights": safe, "dev_ndcg@10": dev_by_weight[best]}

@@ -49,3 +49,14 @@ def test_fusion_is_invariant_to_affine_rescaling_of_logits():
 def test_rrf_prefers_consensus():
     s = rrf([["a", "b", "c"], ["b", "a", "d"]])
     assert max(s, key=s.get) in {"a", "b"} and s["a"] == s["b"] and s["c"] < s["a"]
+
+
+def test_select_fusion_weight_respects_guards():
+    from course_lib.recipe import select_fusion_weight
+
+    dev = {0.0: 0.60, 0.5: 0.70, 1.0: 0.72}
+    guard = ({0.0: 0.40, 0.5: 0.398, 1.0: 0.35}, 0.40)
+    out = select_fusion_weight(dev, {"other": guard}, tolerance=0.005)
+    assert out["weight"] == 0.5 and out["safe_weights"] == [0.0, 0.5]
+    unsafe = select_fusion_weight(dev, {"other": ({0.0: 0.30, 0.5: 0.20, 1.0: 0.10}, 0.40)})
+    assert unsafe["weight"] == 0.0 and unsafe["safe_weights"] == []
