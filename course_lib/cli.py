@@ -22,22 +22,22 @@ def _ok(flag: bool, text: str) -> bool:
     return flag
 
 
-PACKAGES = [
-    ("torch", "2.13"),
-    ("transformers", "5."),
-    ("sentence_transformers", "6."),
-    ("chromadb", "1."),
-    ("langchain_core", "1."),
-    ("langchain_classic", "1."),
-    ("langchain_chroma", "1."),
-    ("langchain_huggingface", "1."),
-    ("bm25s", ""),
-    ("numpy", ""),
-    ("pandas", ""),
-    ("matplotlib", ""),
-    ("ipywidgets", "8."),
-    ("nbval", ""),
-    ("tqdm", ""),
+PACKAGES = [  # (import name, distribution name, required version prefix)
+    ("torch", "torch", "2.13"),
+    ("transformers", "transformers", "5."),
+    ("sentence_transformers", "sentence-transformers", "6."),
+    ("chromadb", "chromadb", "1."),
+    ("langchain_core", "langchain-core", "1."),
+    ("langchain_classic", "langchain-classic", "1."),
+    ("langchain_chroma", "langchain-chroma", "1."),
+    ("langchain_huggingface", "langchain-huggingface", "1."),
+    ("bm25s", "bm25s", ""),
+    ("numpy", "numpy", ""),
+    ("pandas", "pandas", ""),
+    ("matplotlib", "matplotlib", ""),
+    ("ipywidgets", "ipywidgets", "8."),
+    ("nbval", "nbval", ""),
+    ("tqdm", "tqdm", ""),
 ]
 
 
@@ -47,10 +47,12 @@ def cmd_check(args) -> int:
     good = True
     v = sys.version_info
     good &= _ok((3, 10) <= v[:2] < (3, 14), f"Python {platform.python_version()} (need 3.10-3.13)")
-    for mod, prefix in PACKAGES:
+    from importlib.metadata import version
+
+    for mod, dist, prefix in PACKAGES:
         try:
-            m = importlib.import_module(mod)
-            ver = getattr(m, "__version__", "?")
+            importlib.import_module(mod)
+            ver = version(dist)
             good &= _ok(str(ver).startswith(prefix), f"{mod} {ver}" + (f" (need {prefix}x)" if prefix and not str(ver).startswith(prefix) else ""))
         except Exception as exc:  # noqa: BLE001
             good &= _ok(False, f"{mod}: {type(exc).__name__}: {exc}")

@@ -96,6 +96,8 @@ def pseudo_groups(corpus: dict, index: DenseIndex, cfg: RecipeConfig, rng: rando
     """Title -> body groups from the corpus (no labels): negatives are the title's dense neighbours."""
     candidates = [d for d in sorted(corpus) if len(corpus[d].get("title", "").split()) >= 4 and corpus[d].get("text")]
     chosen = rng.sample(candidates, min(cfg.n_pseudo, len(candidates)))
+    if not chosen:  # a corpus without titles gives no pseudo-queries
+        return []
     titles = [corpus[d]["title"] for d in chosen]
     t_emb = encode_texts(titles, index.embedder, show_progress=show_progress)
     lo, hi = cfg.neg_ranks

@@ -101,15 +101,16 @@ def mine_hard_negatives(
     q_emb = encode_texts([ds.queries[q] for q in qids], index.embedder, show_progress=show_progress)
     lo, hi = ranks
     hits = index.search_vectors(q_emb, hi)
-    all_ids = list(ds.corpus)
+    all_ids = [d for d in ds.corpus if ds.doc_text(d).strip()]  # some collections hold empty documents
+    usable = set(all_ids)
     records, skipped, drawn = [], 0, 0
     for qid, qe, ranking in zip(qids, q_emb, hits):
         judged = ds.qrels.get(qid, {})
-        for pos in sorted(d for d, g in judged.items() if g > 0 and d in ds.corpus):
+        for pos in sorted(d for d, g in judged.items() if g > 0 and d in usable):
             pos_cos = float(index.similarity(qe, [pos])[0])
             pool = []
             for d, s in ranking[lo - 1 : hi]:
-                if judged.get(d, 0) > 0 or d == pos:
+                if judged.get(d, 0) > 0 or d == pos or d not in usable:
                     continue
                 if s >= pos_cos - margin:
                     skipped += 1

@@ -11,11 +11,11 @@ def small(course_ds):
 
 
 def test_chroma_store_survives_reopen_and_upsert_is_idempotent(tmp_path, small):
-    store = ChromaStore(tmp_path / "db", collection="t")
+    store = ChromaStore(tmp_path / "db", collection="test")
     assert store.add_corpus(small, show_progress=False) == len(small)
     hits = store.retrieve("interest rates and inflation", k=5)
     del store
-    reopened = ChromaStore(tmp_path / "db", collection="t")
+    reopened = ChromaStore(tmp_path / "db", collection="test")
     assert len(reopened) == len(small)
     assert reopened.add_corpus(small, show_progress=False) == 0  # nothing re-embedded
     again = reopened.retrieve("interest rates and inflation", k=5)
@@ -26,7 +26,7 @@ def test_chroma_store_survives_reopen_and_upsert_is_idempotent(tmp_path, small):
 
 
 def test_chroma_and_exact_dense_agree(tmp_path, small):
-    store = ChromaStore(tmp_path / "db2", collection="t")
+    store = ChromaStore(tmp_path / "db2", collection="test")
     store.add_corpus(small, show_progress=False)
     dense = DenseRetriever(small)
     q = "how does a vaccine work"

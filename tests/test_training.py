@@ -29,7 +29,7 @@ def test_recipe_smoke_trains_and_changes_scores(tmp_path, course_ds, monkeypatch
     enc = ce.tokenizer(["why is the sky blue"], ["rayleigh scattering"], return_tensors="pt")
     with torch.no_grad():
         before = base(**enc).logits.item()
-        after = ce.model(**enc).logits.item() if hasattr(ce, "model") else ce[0].auto_model(**enc).logits.item()
+        after = ce[0].auto_model(**enc).logits.item()
     assert before != pytest.approx(after, abs=1e-4)
 
 
