@@ -158,7 +158,11 @@ def _sanitize_cfg() -> Path | None:
 
 
 def run_nbval(nb_path: Path, timeout: int = 600) -> dict[int, tuple[str, str]]:
-    """Run nbval on a notebook; returns ``{cell index: (outcome, message)}``."""
+    """Run nbval on a notebook; returns ``{cell index in the notebook: (outcome, message)}``.
+
+    nbval numbers *code* cells only ("Cell 2" is the third code cell); this maps them back.
+    """
+    code_cells = [i for i, c in enumerate(nbformat.read(str(nb_path), as_version=4).cells) if c.cell_type == "code"]
     junit = nb_path.with_suffix(".xml")
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--nbval", "--nbval-current-env",
            f"--nbval-cell-timeout={timeout}", f"--junitxml={junit}"]
@@ -174,7 +178,7 @@ def run_nbval(nb_path: Path, timeout: int = 600) -> dict[int, tuple[str, str]]:
         m = re.search(r"Cell (\d+)", case.get("name", ""))
         if not m:
             continue
-        idx = int(m.group(1))
+        idx = code_cells[int(m.group(1))]
         failure = case.find("failure")
         error = case.find("error")
         skipped = case.find("skipped")
@@ -188,16 +192,22 @@ def run_nbval(nb_path: Path, timeout: int = 600) -> dict[int, tuple[str, str]]:
     return results
 
 
+ANSI = re.compile(r"(\x1b|#x1B)\[[0-9;]*m")
+
+
 def _reason(message: str) -> str:
-    for pat, text in (
-        (r"NotImplementedError\('?(Exercise:[^'\n]*)", None),
-        (r"AssertionError:?\s*([^\n]*)", "assertion failed: "),
-        (r"(\w+Error: [^\n]*)", ""),
-    ):
-        m = re.search(pat, message)
-        if m:
-            return (text or "") + m.group(1).strip() if text is not None else "not implemented yet (" + m.group(1) + ")"
-    if "mismatch" in message.lower() or "disagrees" in message:
+    """A one-line reason from an nbval failure report."""
+    message = ANSI.sub("", message)
+    m = re.search(r"NotImplementedError: (Exercise:[^\n]*)", message)
+    if m:
+        return f"not implemented yet ({m.group(1).strip()})"
+    m = re.search(r"AssertionError: ?([^\n]*)", message)
+    if m:
+        return "assertion failed" + (f": {m.group(1).strip()}" if m.group(1).strip() else "")
+    m = re.search(r"\n(\w+(Error|Exception): [^\n]*)", message)
+    if m:
+        return m.group(1).strip()
+    if "outputs differ" in message or "disagrees" in message or "Unexpected output" in message or "Missing output" in message:
         return "output differs from the solution's"
     return "failed"
 
