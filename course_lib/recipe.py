@@ -227,11 +227,13 @@ def train_reranker(
     index = DenseIndex.build(full.corpus, embedder, cache_key=full.name, show_progress=show_progress)
     groups = label_groups(train, index, cfg, rng, show_progress)
     n_label = len(groups)
-    if cfg.n_pseudo:
-        groups += pseudo_groups(full.corpus, index, cfg, rng, show_progress)
+    pseudo = pseudo_groups(full.corpus, index, cfg, rng, show_progress) if cfg.n_pseudo else []
+    n_pseudo = len(pseudo)
+    groups += pseudo
     if max_groups:
         groups = rng.sample(groups, min(max_groups, len(groups)))
-    log(f"{n_label} labelled groups from {len(train.queries)} queries, {len(groups) - n_label if not max_groups else '?'} pseudo-query groups; dev: {len(dev.queries)} queries")
+    log(f"{n_label} labelled and {n_pseudo} pseudo-query groups from {len(train.queries)} queries "
+        f"({len(groups)} used); dev: {len(dev.queries)} queries")
     base = bundled_embedder_path()
     if init_from is not None:
         from course_lib.modeling import CourseRerankerModel, register

@@ -184,7 +184,6 @@ class DomainSpecificReranker:
         max_length: int = 192,
         seed: int = 0,
     ):
-        from course_lib.models import load_reranker
 
         if loss not in {"bce", "mnrl"}:
             raise ValueError("loss must be 'bce' or 'mnrl'")

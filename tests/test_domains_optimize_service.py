@@ -2,7 +2,6 @@ import asyncio
 import copy
 from datetime import date
 
-import pytest
 
 from course_lib.domains import ComplianceRerankingSystem, MedicalRerankingSystem
 from course_lib.optimize import CachedScorer, LRUScoreCache, jaccard, pre_filter

@@ -15,7 +15,7 @@ def test_recipe_smoke_trains_and_changes_scores(tmp_path, course_ds, monkeypatch
     from course_lib.recipe import RecipeConfig, train_reranker
 
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
-    root = write_course_as_beir(course_ds, tmp_path / "data" / "course", split="train")
+    write_course_as_beir(course_ds, tmp_path / "data" / "course", split="train")
     t = time.time()
     cfg = RecipeConfig(n_pseudo=4, max_length=64, groups_per_step=2, lr=1e-4, dev_fraction=0.2, bf16=False)
     info = train_reranker(tmp_path / "data", tmp_path / "model", dataset="course", cfg=cfg, max_groups=6, show_progress=False)
