@@ -22,7 +22,7 @@ def write_beir(root, qrels_lines=("q1\td1\t1",)):
 def test_load_tiny_beir(tmp_path):
     ds = load_beir(write_beir(tmp_path / "tiny"))
     assert ds.queries == {"q1": "hi"} and ds.qrels == {"q1": {"d1": 1}}
-    assert ds.doc_text("d1") == "T. hello"
+    assert ds.doc_text("d1") == "T hello"  # BEIR's "title text"
 
 
 def test_malformed_qrels_line_names_file_and_line(tmp_path):
@@ -124,3 +124,13 @@ def test_download_rejects_bad_checksum(zip_server, tmp_path):
 def test_download_offline_error_says_what_to_do(tmp_path):
     with pytest.raises(DataError, match="COURSE_DATA_DIR"):
         download_beir("mini", tmp_path, url="http://127.0.0.1:9/none.zip")
+
+
+def test_course_query_split_halves_are_disjoint_and_fixed():
+    from course_lib.data import course_query_split
+
+    train, held_out = course_query_split()
+    assert set(train.queries).isdisjoint(held_out.queries)
+    assert set(train.queries) | set(held_out.queries) == set(load_course_corpus().queries)
+    assert sorted(held_out.queries)[:2] == ["q02", "q04"] and len(train.corpus) == len(held_out.corpus)
+    assert set(held_out.qrels) == set(held_out.queries)
