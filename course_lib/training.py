@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 REQUIRED = ("query", "positive_doc", "negative_doc")
+LOSSES = ("bce", "listwise", "mnrl")
 
 
 class TrainingRecordError(ValueError):
@@ -166,9 +167,11 @@ class DomainSpecificReranker:
             (None = the course reranker).
         domain_data_path: JSON/JSONL records of ``query``, ``positive_doc``, ``negative_doc``.
         records: the same records in memory (instead of a path).
-        loss: ``"bce"`` (each record gives a positive and a negative labelled pair) or
-            ``"mnrl"`` (each record is a triplet; softmax over the positive, the negative and
-            the other queries' documents in the batch, on raw logits).
+        loss: ``"bce"`` (each record gives a positive and a negative labelled pair),
+            ``"listwise"`` (records sharing a query and positive form one group: softmax
+            cross-entropy over the positive and all its negatives, on raw logits — the shipped
+            reranker's own loss) or ``"mnrl"`` (each record is a triplet; softmax over the
+            positive, the negative and other queries' documents in the batch, on raw logits).
         heldout_fraction: share of *queries* kept out of training for the before/after report.
         seed: makes the split, shuffling and initialisation repeatable.
     """
@@ -185,8 +188,8 @@ class DomainSpecificReranker:
         seed: int = 0,
     ):
 
-        if loss not in {"bce", "mnrl"}:
-            raise ValueError("loss must be 'bce' or 'mnrl'")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}")
         if domain_data_path is None and records is None:
             raise ValueError("give domain_data_path or records")
         if base_model is None or isinstance(base_model, (str, Path)):
@@ -232,6 +235,18 @@ class DomainSpecificReranker:
                     rows["document"].append(doc)
                     rows["label"].append(lab)
             return Dataset.from_dict(rows)
+        if self.loss_name == "listwise":
+            groups: dict[tuple[str, str], list[str]] = {}
+            for r in records:
+                negs = groups.setdefault((r["query"], r["positive_doc"]), [])
+                if r["negative_doc"] not in negs:
+                    negs.append(r["negative_doc"])
+            keys = list(groups)
+            return Dataset.from_dict({
+                "query": [q for q, _ in keys],
+                "docs": [[p] + groups[(q, p)] for q, p in keys],
+                "labels": [[1.0] + [0.0] * len(groups[(q, p)]) for q, p in keys],
+            })
         return Dataset.from_dict(
             {
                 "query": [r["query"] for r in records],
@@ -246,6 +261,10 @@ class DomainSpecificReranker:
 
         if self.loss_name == "bce":
             return losses.BinaryCrossEntropyLoss(self.model)
+        if self.loss_name == "listwise":
+            from course_lib.losses import GroupSoftmaxLoss
+
+            return GroupSoftmaxLoss(self.model)
         # activation_fn=Identity: the default sigmoid squashes already-scaled logits and the
         # gradient vanishes when the head is saturated (loss stuck near ln 2).
         return losses.MultipleNegativesRankingLoss(self.model, scale=1.0, activation_fn=torch.nn.Identity())
@@ -289,7 +308,7 @@ class DomainSpecificReranker:
             max_steps=max_steps,
             per_device_train_batch_size=batch_size,
             learning_rate=learning_rate,
-            warmup_ratio=0.1,
+            warmup_steps=0.1,  # a float is a ratio of the total steps (transformers v5)
             seed=self.seed,
             data_seed=self.seed,
             save_strategy="no",

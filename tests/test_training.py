@@ -62,12 +62,13 @@ def test_mined_negatives_exclude_positives_and_report_skips(course_ds):
     assert report["suspected_false_negatives_skipped"] >= 0
 
 
-def test_domain_fine_tune_few_steps_changes_scores_and_reports(tmp_path, course_ds):
-    records, _ = mine_hard_negatives(course_ds, n_hard=1, n_random=0, seed=0)
-    dsr = DomainSpecificReranker(None, records=records[:40], loss="bce", heldout_fraction=0.25, max_length=64, seed=0)
+@pytest.mark.parametrize("loss", ["bce", "listwise"])
+def test_domain_fine_tune_few_steps_changes_scores_and_reports(tmp_path, course_ds, loss):
+    records, _ = mine_hard_negatives(course_ds, n_hard=2, n_random=0, seed=0)
+    dsr = DomainSpecificReranker(None, records=records[:40], loss=loss, heldout_fraction=0.25, max_length=64, seed=0)
     probe = ("What is compound interest?", "Interest on interest makes savings grow.")
     before = float(dsr.model.predict([probe], activation_fn=torch.nn.Identity())[0])
-    rep = dsr.fine_tune(tmp_path / "ft", epochs=1, batch_size=8, learning_rate=5e-5, max_steps=3, show_progress=False)
+    rep = dsr.fine_tune(tmp_path / "ft", epochs=1, batch_size=4, learning_rate=5e-5, max_steps=3, show_progress=False)
     after = float(dsr.model.predict([probe], activation_fn=torch.nn.Identity())[0])
     assert rep["steps"] == 3 and rep["heldout_queries"] >= 1
     assert before != pytest.approx(after, abs=1e-4)
@@ -78,3 +79,46 @@ def test_domain_fine_tune_few_steps_changes_scores_and_reports(tmp_path, course_
 
     shared = float(load_reranker().predict([probe], activation_fn=torch.nn.Identity())[0])
     assert shared == pytest.approx(before, abs=1e-4)
+
+
+def test_graded_groups_put_a_top_grade_answer_above_lower_grades(course_ds):
+    import random
+
+    from course_lib.data import course_query_split
+    from course_lib.dense import DenseIndex
+    from course_lib.recipe import RecipeConfig, graded_groups
+
+    train, held_out = course_query_split(course_ds)
+    index = DenseIndex.build(train.corpus, cache_key="course", show_progress=False)
+    groups = graded_groups(train, index, RecipeConfig(), random.Random(0), repeats=2, show_progress=False)
+    text_to_id = {train.doc_text(d): d for d in train.corpus}
+    by_query = {train.queries[q]: q for q in train.queries}
+    assert groups and {g.query for g in groups} <= set(by_query)  # never an eval-half query
+    assert not {g.query for g in groups} & set(held_out.queries.values())
+    for g in groups:
+        judged = train.qrels[by_query[g.query]]
+        grades = [judged.get(text_to_id[d], 0) for d in g.docs]
+        assert grades[0] == max(judged.values())
+        assert all(x < grades[0] for x in grades[1:]) and len(g.docs) == len(g.teacher) == 5
+    n_answers = sum(1 for q in train.queries for g in train.qrels[q].values() if g == 2)
+    assert len(groups) == 2 * n_answers
+
+
+def test_listwise_groups_records_by_query_and_positive():
+    recs = [{"query": "q", "positive_doc": "p", "negative_doc": n} for n in ("a", "b", "a")]
+    recs.append({"query": "q", "positive_doc": "p2", "negative_doc": "c"})
+    dsr = DomainSpecificReranker(object(), records=recs, loss="listwise")
+    rows = dsr._dataset(recs).to_dict()
+    assert rows["docs"] == [["p", "a", "b"], ["p2", "c"]] and rows["labels"] == [[1.0, 0.0, 0.0], [1.0, 0.0]]
+
+
+def test_group_softmax_cross_entropy_puts_all_mass_on_positives():
+    from course_lib.losses import group_softmax_cross_entropy
+
+    logits = torch.tensor([2.0, 1.0, -1.0])
+    expected = -torch.log_softmax(logits, 0)[0]
+    assert group_softmax_cross_entropy(logits, [1, 0, 0]).item() == pytest.approx(expected.item())
+    two = group_softmax_cross_entropy(logits, [1, 1, 0]).item()
+    assert two == pytest.approx(-0.5 * torch.log_softmax(logits, 0)[:2].sum().item())
+    with pytest.raises(ValueError, match="positive"):
+        group_softmax_cross_entropy(logits, [0, 0, 0])
