@@ -137,7 +137,8 @@ def cmd_eval(args) -> int:
 def cmd_train(args) -> int:
     from course_lib.recipe import RecipeConfig, calibrate_and_report, train_reranker
 
-    cfg = RecipeConfig(epochs=args.epochs, max_length=args.max_length, n_pseudo=args.pseudo, seed=args.seed)
+    cfg = RecipeConfig(epochs=args.epochs, max_length=args.max_length, n_pseudo=args.pseudo, seed=args.seed,
+                       course_repeats=args.course_repeats)
     info = train_reranker(args.data, args.output, args.dataset, cfg, device=args.device, max_groups=args.max_groups,
                           init_from=args.init_from)
     print(json.dumps({k: v for k, v in info.items() if k != "dev_query_ids"}, indent=1))
@@ -190,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=1)
     t.add_argument("--max-length", type=int, default=192)
     t.add_argument("--pseudo", type=int, default=1000, help="title->abstract pseudo-query groups")
+    t.add_argument("--course-repeats", type=int, default=3,
+                   help="groups per answer from the course corpus's train-half queries (0 = none)")
     t.add_argument("--seed", type=int, default=13)
     t.add_argument("--device", default=None)
     t.add_argument("--max-groups", type=int, default=None, help="cap on training groups (smoke tests)")

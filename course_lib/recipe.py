@@ -42,6 +42,7 @@ class RecipeConfig:
     n_negatives: int = 4
     neg_ranks: tuple[int, int] = (3, 30)
     n_pseudo: int = 1000
+    course_repeats: int = 3  # groups per (train-half course query, answer), each with fresh negatives
     kl_weight: float = 0.5
     train_scale: float = 20.0
     max_length: int = 192
@@ -83,12 +84,38 @@ def label_groups(ds: Dataset, index: DenseIndex, cfg: RecipeConfig, rng: random.
         judged = ds.qrels.get(qid, {})
         pool = [d for d, _ in ranking[lo - 1 : hi] if judged.get(d, 0) <= 0]
         for pos in sorted(d for d, g in judged.items() if g > 0 and d in ds.corpus):
-            negs = rng.sample(pool, min(cfg.n_negatives, len(pool)))
-            if not negs:
-                continue
-            ids = [pos] + negs
-            teacher = index.similarity(qe, ids).tolist()
-            groups.append(Group(ds.queries[qid], [ds.doc_text(d) for d in ids], teacher))
+            groups += _sample_group(ds, index, qid, qe, pos, pool, cfg, rng)
+    return groups
+
+
+def _sample_group(ds: Dataset, index: DenseIndex, qid: str, q_emb, pos: str, pool: list[str], cfg: RecipeConfig,
+                  rng: random.Random) -> list[Group]:
+    """``[Group]`` of ``pos`` and ``cfg.n_negatives`` drawn from ``pool`` (``[]`` if the pool is empty)."""
+    negs = rng.sample(pool, min(cfg.n_negatives, len(pool)))
+    if not negs:
+        return []
+    ids = [pos] + negs
+    return [Group(ds.queries[qid], [ds.doc_text(d) for d in ids], index.similarity(q_emb, ids).tolist())]
+
+
+def graded_groups(ds: Dataset, index: DenseIndex, cfg: RecipeConfig, rng: random.Random, repeats: int = 1,
+                  show_progress=True) -> list[Group]:
+    """Groups for graded labels: each top-grade document against documents judged *lower* (grade 1
+    "on topic" included) or unjudged from the dense top ``neg_ranks[1]``; ``repeats`` groups per
+    answer, each with fresh negatives.  Used for the course corpus's train half."""
+    qids = sorted(ds.queries)
+    q_emb = encode_texts([ds.queries[q] for q in qids], index.embedder, show_progress=show_progress)
+    hits = index.search_vectors(q_emb, cfg.neg_ranks[1])
+    groups = []
+    for qid, qe, ranking in zip(qids, q_emb, hits):
+        judged = ds.qrels.get(qid, {})
+        top = max(judged.values(), default=0)
+        if top <= 0:
+            continue
+        pool = [d for d, _ in ranking if judged.get(d, 0) < top]
+        for pos in sorted(d for d, g in judged.items() if g == top and d in ds.corpus):
+            for _ in range(repeats):
+                groups += _sample_group(ds, index, qid, qe, pos, pool, cfg, rng)
     return groups
 
 
@@ -173,7 +200,7 @@ def train_groups(model, tokenizer, groups: list[Group], cfg: RecipeConfig, devic
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.update(1)
             if len(losses) % 20 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
@@ -230,9 +257,19 @@ def train_reranker(
     pseudo = pseudo_groups(full.corpus, index, cfg, rng, show_progress) if cfg.n_pseudo else []
     n_pseudo = len(pseudo)
     groups += pseudo
+    course_ids = []
+    if cfg.course_repeats:
+        from course_lib.data import course_query_split
+
+        course_train, _ = course_query_split()
+        course_ids = sorted(course_train.queries)
+        course_index = DenseIndex.build(course_train.corpus, embedder, cache_key="course", show_progress=False)
+        groups += graded_groups(course_train, course_index, cfg, rng, cfg.course_repeats, show_progress)
+    n_course = len(groups) - n_label - n_pseudo
     if max_groups:
         groups = rng.sample(groups, min(max_groups, len(groups)))
-    log(f"{n_label} labelled and {n_pseudo} pseudo-query groups from {len(train.queries)} queries "
+    log(f"{n_label} labelled and {n_pseudo} pseudo-query groups from {len(train.queries)} queries, "
+        f"{n_course} course-corpus groups from {len(course_ids)} train-half queries "
         f"({len(groups)} used); dev: {len(dev.queries)} queries")
     base = bundled_embedder_path()
     if init_from is not None:
@@ -257,6 +294,9 @@ def train_reranker(
         "torch_threads": torch.get_num_threads(),
         "n_groups": len(groups),
         "n_label_groups": n_label,
+        "n_pseudo_groups": n_pseudo,
+        "n_course_groups": n_course,
+        "course_train_query_ids": course_ids,
         "train_seconds": round(seconds, 1),
         "first_loss": round(float(np.mean(losses[:20])), 4) if losses else None,
         "last_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
@@ -345,27 +385,41 @@ def calibrate_and_report(
         "ece_after_in_sample": round(after_in_sample, 4),
         "dev_ndcg@10_dense": round(metrics.mean(metrics.ndcg(first, dev.qrels, 10)), 4),
         "dev_ndcg@10_by_fusion_weight": {str(w): round(v, 4) for w, v in sweep.items()},
-        "chosen_fusion_weight": best_w,
+        "dev_best_fusion_weight": best_w,  # depth-`depth` dev only; the default comes from select_fusion_weight.py
     }
     (model_dir / "calibration_report.json").write_text(json.dumps(report, indent=1))
     return report
 
 
-def select_fusion_weight(dev_by_weight: dict, guards: dict, tolerance: float = 0.005) -> dict:
-    """Pick the fusion weight: best on the in-domain dev set among weights that are *safe* elsewhere.
+def select_fusion_weight(tuning: dict, tolerance: float = 0.005) -> dict:
+    """Pick the fusion weight that does best *across domains*, among weights that are safe everywhere.
 
     Args:
-        dev_by_weight: ``{weight: NDCG@10}`` on the held-out training queries (in domain).
-        guards: ``{collection: ({weight: NDCG@10}, first-stage NDCG@10)}`` on out-of-domain
-            tuning queries (never the queries a result is reported on).
-        tolerance: a weight is safe if, on every guard, fused >= first stage - tolerance.
+        tuning: ``{collection: ({weight: NDCG@10}, first-stage NDCG@10)}`` on tuning queries only
+            (SciFact train queries held out of training; half of an out-of-domain collection) —
+            never the queries a result is reported on.
+        tolerance: a weight is *safe* if, on every collection, fused >= first stage - tolerance.
 
-    Returns ``{"weight", "safe_weights", "dev_ndcg@10"}``; if no weight is safe, the safest one.
+    The choice maximises the mean gain over the first stage across the collections (each domain
+    counts once, whatever its level); ties go to the weight nearer 0.5.  If no weight is safe,
+    the one with the smallest worst-case loss.
+
+    Returns ``{"weight", "safe_weights", "mean_gain", "gain_by_collection"}``.
+
+    >>> t = {"a": ({0.0: .6, 0.5: .7, 1.0: .72}, .6), "b": ({0.0: .4, 0.5: .41, 1.0: .35}, .4)}
+    >>> select_fusion_weight(t)["weight"]
+    0.5
     """
-    weights = sorted(dev_by_weight)
-    safe = [w for w in weights if all(sweep[w] >= base - tolerance for sweep, base in guards.values())]
+    weights = sorted(set.intersection(*(set(sweep) for sweep, _ in tuning.values())))
+    gains = {w: {name: sweep[w] - base for name, (sweep, base) in tuning.items()} for w in weights}
+    safe = [w for w in weights if min(gains[w].values()) >= -tolerance]
     if safe:
-        best = max(safe, key=lambda w: (round(dev_by_weight[w], 4), -w))
+        best = max(safe, key=lambda w: (round(float(np.mean(list(gains[w].values()))), 4), -abs(w - 0.5)))
     else:
-        best = max(weights, key=lambda w: min(sweep[w] - base for sweep, base in guards.values()))
-    return {"weight": best, "safe_weights": safe, "dev_ndcg@10": dev_by_weight[best]}
+        best = max(weights, key=lambda w: min(gains[w].values()))
+    return {
+        "weight": best,
+        "safe_weights": safe,
+        "mean_gain": round(float(np.mean(list(gains[best].values()))), 4),
+        "gain_by_collection": {name: round(g, 4) for name, g in gains[best].items()},
+    }
