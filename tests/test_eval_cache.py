@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not SEED.is_dir(), reason="no eval_cache/ shippe
 
 @pytest.mark.parametrize("name", ["scifact", "cranfield"])
 def test_shipped_scores_match_live_model(name, shared_data, course_scorer):
-    path = SEED / f"{model_fingerprint(course_scorer)}-{name}.json.gz"
+    path = SEED / "scores" / f"{model_fingerprint(course_scorer)}-{name}.json.gz"
     assert path.is_file(), f"no shipped scores for the current course reranker: {path.name}"
     with gzip.open(path, "rt") as fh:
         data = json.load(fh)
