@@ -244,6 +244,7 @@ def train_reranker(
     device = pick_device(device)
     rng = random.Random(cfg.seed)
     full = load_beir(dataset, "train", data_dir=data_dir)
+    prev = None
     if init_from is not None:
         prev = json.loads((Path(init_from) / "training.json").read_text())
         dev_ids = set(prev["dev_query_ids"])
@@ -301,7 +302,7 @@ def train_reranker(
         "first_loss": round(float(np.mean(losses[:20])), 4) if losses else None,
         "last_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
         "dev_query_ids": sorted(dev.queries),
-        "init_from": None if init_from is None else {"path": Path(init_from).name, **{k: v for k, v in json.loads((Path(init_from) / "training.json").read_text()).items() if k != "dev_query_ids"}},
+        "init_from": None if prev is None else {"path": Path(init_from).name, **{k: v for k, v in prev.items() if k != "dev_query_ids"}},
     }
     (out / "training.json").write_text(json.dumps(info, indent=1))
     return info
