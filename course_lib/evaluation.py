@@ -333,8 +333,13 @@ class RerankingEvaluator:
         first = self.first_run(show_progress)
         fs_name = self.first_stage if isinstance(self.first_stage, str) else "first stage"
         realistic, seconds, n_pairs = self.scores(first, show_progress)
+        # the oracle adds the missed relevant documents; the candidates it shares with the
+        # realistic run were scored just now, so only the additions are scored
         oracle_cands = self.oracle_run(first)
-        oracle, _, _ = self.scores(oracle_cands, show_progress)
+        missed = {q: {d: s for d, s in c.items() if d not in realistic[q]} for q, c in oracle_cands.items()}
+        missed_scores, _, _ = self.scores({q: c for q, c in missed.items() if c}, show_progress)
+        oracle = {q: {d: missed_scores[q][d] if d in missed[q] else realistic[q][d] for d in c}
+                  for q, c in oracle_cands.items()}
         runs = {
             f"first stage ({fs_name})": first,
             "cross-encoder (realistic)": realistic,

@@ -51,6 +51,21 @@ def pick_device(preferred: str | None = None) -> str:
     return "cpu"
 
 
+def bf16_supported(device: str) -> bool:
+    """Whether bfloat16 autocast is fast on ``device``: CUDA with bf16, or a CPU with AVX-512 BF16/AMX.
+
+    On other CPUs bf16 is emulated and slower than fp32, so the course's training code keeps fp32.
+    """
+    if device == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device == "cpu" and torch.backends.mkldnn.is_available():
+        try:
+            return bool(torch.cpu._is_avx512_bf16_supported())
+        except AttributeError:  # older torch
+            return False
+    return False
+
+
 def bundled_embedder_path() -> Path:
     """Directory of the bundled all-MiniLM-L6-v2 weights."""
     try:

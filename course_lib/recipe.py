@@ -141,14 +141,10 @@ def pseudo_groups(corpus: dict, index: DenseIndex, cfg: RecipeConfig, rng: rando
 
 
 def _autocast(device: str, enabled: bool):
-    if enabled and device == "cpu" and torch.backends.mkldnn.is_available():
-        try:
-            if torch.cpu._is_avx512_bf16_supported():
-                return torch.autocast("cpu", dtype=torch.bfloat16)
-        except AttributeError:
-            pass
-    if enabled and device == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    from course_lib.models import bf16_supported
+
+    if enabled and device in ("cpu", "cuda") and bf16_supported(device):
+        return torch.autocast(device, dtype=torch.bfloat16)
     return torch.autocast(device, enabled=False)
 
 

@@ -97,7 +97,8 @@ def mine_hard_negatives(
     from course_lib.dense import DenseIndex, encode_texts
 
     rng = random.Random(seed)
-    index = index or DenseIndex.build(ds.corpus, show_progress=show_progress)
+    # cached by collection name and corpus contents (splits by query share the corpus)
+    index = index or DenseIndex.build(ds.corpus, cache_key=ds.name, show_progress=show_progress)
     qids = sorted(ds.queries)
     q_emb = encode_texts([ds.queries[q] for q in qids], index.embedder, show_progress=show_progress)
     lo, hi = ranks
@@ -277,8 +278,12 @@ class DomainSpecificReranker:
         learning_rate: float = 2e-5,
         max_steps: int = -1,
         show_progress: bool = True,
+        bf16: bool | None = None,
     ) -> dict:
         """Train, save to ``output_path``, and return a before/after report on held-out queries.
+
+        ``bf16``: mixed precision (bfloat16 autocast, fp32 master weights); ``None`` turns it on
+        where it is fast (a CUDA GPU with bf16, a CPU with AVX-512 BF16), about 1.5-2x on CPU.
 
         The report holds held-out MRR before and after (per query, for confidence intervals),
         ``constant_predictor`` (logit spread collapsed) and ``worse_than_start`` flags.
@@ -287,7 +292,11 @@ class DomainSpecificReranker:
         from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
         from transformers import set_seed
 
+        from course_lib.models import bf16_supported
+
         set_seed(self.seed)
+        if bf16 is None:
+            bf16 = bf16_supported("cuda" if _cuda() else "cpu")
         records = self.load_training_data()
         train, held = self.split(records)
         if not train:
@@ -317,11 +326,18 @@ class DomainSpecificReranker:
             report_to="none",
             disable_tqdm=not show_progress,
             use_cpu=not _cuda(),
+            bf16=bf16,
         )
         trainer = CrossEncoderTrainer(
             model=self.model, args=args, train_dataset=self._dataset(train), loss=self._loss(), evaluator=evaluator
         )
         trainer.train()
+        if bf16:
+            # the trainer wraps forward in a bf16 autocast; unwrap it so that the model scores
+            # (here and for the caller) exactly as the fp32 weights saved below
+            from accelerate.utils import extract_model_from_parallel
+
+            self.model = extract_model_from_parallel(self.model, keep_fp32_wrapper=False)
         self.model.save_pretrained(str(output_path))
         after = heldout_scores(self.model, samples) if samples else None
         report = {
@@ -329,6 +345,7 @@ class DomainSpecificReranker:
             "heldout_queries": len(samples),
             "loss": self.loss_name,
             "steps": int(trainer.state.global_step),
+            "bf16": bool(bf16),
         }
         if before and after:
             report.update(

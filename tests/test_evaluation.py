@@ -53,3 +53,21 @@ def test_fused_run_weight_one_orders_like_reranker():
     rer = {"q": {"a": -1.0, "b": 2.0, "c": 0.0}}
     f = fused_run(first, rer, 1.0)["q"]
     assert sorted(f, key=f.get, reverse=True) == ["b", "c", "a"]
+
+
+def test_oracle_scores_each_pair_once_and_matches_direct_scoring(binary_course, overlap_scorer):
+    seen = []
+
+    class Counting:
+        def score_pairs(self, pairs):
+            seen.extend(pairs)
+            return overlap_scorer.score_pairs(pairs)
+
+    rep = RerankingEvaluator(binary_course, Counting(), first_stage="bm25", k=5, cache=False).evaluate(show_progress=False)
+    assert len(seen) == len(set(seen))  # the candidates shared with the realistic run are not rescored
+    oracle = rep.runs["cross-encoder (oracle)"]
+    assert len(seen) == sum(len(c) for c in oracle.values())
+    for q, cands in oracle.items():
+        docs = list(cands)
+        direct = overlap_scorer.score_pairs([(binary_course.queries[q], binary_course.doc_text(d)) for d in docs])
+        assert [cands[d] for d in docs] == pytest.approx(list(direct))

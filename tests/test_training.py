@@ -122,3 +122,17 @@ def test_group_softmax_cross_entropy_puts_all_mass_on_positives():
     assert two == pytest.approx(-0.5 * torch.log_softmax(logits, 0)[:2].sum().item())
     with pytest.raises(ValueError, match="positive"):
         group_softmax_cross_entropy(logits, [0, 0, 0])
+
+
+def test_bf16_fine_tune_returns_the_model_it_saved(tmp_path, course_ds):
+    """Mixed precision trains under autocast; the returned model must score as the saved fp32 weights."""
+    from sentence_transformers import CrossEncoder
+
+    records, _ = mine_hard_negatives(course_ds, n_hard=2, n_random=0, seed=0)
+    dsr = DomainSpecificReranker(None, records=records[:24], loss="listwise", heldout_fraction=0.25, max_length=64, seed=0)
+    rep = dsr.fine_tune(tmp_path / "ft", epochs=1, batch_size=4, max_steps=2, show_progress=False, bf16=True)
+    assert rep["bf16"] is True
+    pairs = [(r["query"], r["positive_doc"]) for r in records[:6]]
+    here = dsr.model.predict(pairs, activation_fn=torch.nn.Identity())
+    saved = CrossEncoder(str(tmp_path / "ft"), max_length=64, device="cpu").predict(pairs, activation_fn=torch.nn.Identity())
+    assert here == pytest.approx(saved, abs=1e-4)
