@@ -138,7 +138,7 @@ def cmd_train(args) -> int:
     from course_lib.recipe import RecipeConfig, calibrate_and_report, train_reranker
 
     cfg = RecipeConfig(epochs=args.epochs, max_length=args.max_length, n_pseudo=args.pseudo, seed=args.seed,
-                       course_repeats=args.course_repeats)
+                       course_repeats=args.course_repeats, neg_miner=args.neg_miner)
     info = train_reranker(args.data, args.output, args.dataset, cfg, device=args.device, max_groups=args.max_groups,
                           init_from=args.init_from)
     print(json.dumps({k: v for k, v in info.items() if k != "dev_query_ids"}, indent=1))
@@ -194,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--course-repeats", type=int, default=3,
                    help="groups per answer from the course corpus's train-half queries (0 = none)")
     t.add_argument("--seed", type=int, default=13)
+    t.add_argument("--neg-miner", choices=["dense", "reranker"], default="dense",
+                   help="hard negatives from the bi-encoder, or half from the --init-from model's own ranking")
     t.add_argument("--device", default=None)
     t.add_argument("--max-groups", type=int, default=None, help="cap on training groups (smoke tests)")
     t.add_argument("--init-from", default=None, help="continue from an earlier run's output (a second stage)")

@@ -49,6 +49,11 @@ class RecipeConfig:
     max_query_tokens: int = 64
     dev_fraction: float = 0.12
     seed: int = 13
+    # "dense": hard negatives from the bi-encoder's ranking; "reranker" (a stage that continues an
+    # earlier model): half of them from the earlier model's own top ``reranker_pool`` non-relevant
+    # candidates that it scores below the positive (the mistakes it nearly makes), half from dense
+    neg_miner: str = "dense"
+    reranker_pool: int = 10
     bf16: bool = True  # autocast on CPUs with avx512_bf16 / on CUDA; master weights stay fp32
 
 
@@ -73,19 +78,56 @@ def cap_query(tokenizer, query: str, max_tokens: int) -> str:
     return tokenizer.decode(ids[:max_tokens])
 
 
-def label_groups(ds: Dataset, index: DenseIndex, cfg: RecipeConfig, rng: random.Random, show_progress=True) -> list[Group]:
-    """One group per judged (query, positive): the positive and hard negatives from the dense ranking."""
+def label_groups(ds: Dataset, index: DenseIndex, cfg: RecipeConfig, rng: random.Random, show_progress=True,
+                 reranker=None) -> list[Group]:
+    """One group per judged (query, positive): the positive and hard negatives from the dense ranking.
+
+    With ``reranker`` (a :class:`course_lib.rerank.Reranker`, for ``cfg.neg_miner == "reranker"``)
+    half of the negatives come from the reranker's own top ``cfg.reranker_pool`` non-relevant
+    candidates among the dense top ``neg_ranks[1]``, skipping any it scores at or above the positive
+    (likely unjudged relevant documents); the other half from the dense ranks as before.
+    """
     qids = sorted(ds.queries)
     q_emb = encode_texts([ds.queries[q] for q in qids], index.embedder, show_progress=show_progress)
     lo, hi = cfg.neg_ranks
     hits = index.search_vectors(q_emb, hi)
+    logits = _reranker_logits(ds, qids, hits, reranker, cfg, show_progress) if reranker is not None else None
     groups = []
     for qid, qe, ranking in zip(qids, q_emb, hits):
         judged = ds.qrels.get(qid, {})
         pool = [d for d, _ in ranking[lo - 1 : hi] if judged.get(d, 0) <= 0]
         for pos in sorted(d for d, g in judged.items() if g > 0 and d in ds.corpus):
-            groups += _sample_group(ds, index, qid, qe, pos, pool, cfg, rng)
+            if logits is None:
+                groups += _sample_group(ds, index, qid, qe, pos, pool, cfg, rng)
+                continue
+            lq = logits[qid]
+            pos_logit = lq.get(pos)
+            hard = sorted((d for d, _ in ranking if judged.get(d, 0) <= 0), key=lambda d: -lq[d])
+            if pos_logit is not None:
+                hard = [d for d in hard if lq[d] < pos_logit]
+            hard = hard[: cfg.reranker_pool]
+            n_hard = min(cfg.n_negatives // 2, len(hard))
+            negs = rng.sample(hard, n_hard)
+            rest = [d for d in pool if d not in negs]
+            negs += rng.sample(rest, min(cfg.n_negatives - n_hard, len(rest)))
+            if negs:
+                ids = [pos] + negs
+                groups.append(Group(ds.queries[qid], [ds.doc_text(d) for d in ids], index.similarity(qe, ids).tolist()))
     return groups
+
+
+def _reranker_logits(ds: Dataset, qids, hits, reranker, cfg: RecipeConfig, show_progress=True) -> dict:
+    """The reranker's logits for each query's dense top ``neg_ranks[1]`` and its judged positives."""
+    from tqdm.auto import tqdm
+
+    out = {}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    for qid, ranking in tqdm(list(zip(qids, hits)), desc="scoring candidates with the reranker", disable=not show_progress):
+        docs = list(dict.fromkeys([d for d, _ in ranking] + [d for d, g in ds.qrels.get(qid, {}).items() if g > 0 and d in ds.corpus]))
+        with torch.no_grad(), _autocast(device, cfg.bf16):
+            scores = reranker.score_pairs([(ds.queries[qid], ds.doc_text(d)) for d in docs])
+        out[qid] = dict(zip(docs, map(float, scores)))
+    return out
 
 
 def _sample_group(ds: Dataset, index: DenseIndex, qid: str, q_emb, pos: str, pool: list[str], cfg: RecipeConfig,
@@ -249,7 +291,17 @@ def train_reranker(
         train, dev = full.split_queries(cfg.dev_fraction, seed=cfg.seed)
     embedder = load_embedder()
     index = DenseIndex.build(full.corpus, embedder, cache_key=full.name, show_progress=show_progress)
-    groups = label_groups(train, index, cfg, rng, show_progress)
+    miner = None
+    if cfg.neg_miner == "reranker":
+        if init_from is None:
+            raise ValueError("neg_miner='reranker' mines with the model a stage continues: give init_from")
+        from course_lib.models import load_reranker
+        from course_lib.rerank import CrossEncoderScorer
+
+        miner = CrossEncoderScorer(load_reranker(str(init_from), device=device, max_length=cfg.max_length))
+    elif cfg.neg_miner != "dense":
+        raise ValueError("neg_miner must be 'dense' or 'reranker'")
+    groups = label_groups(train, index, cfg, rng, show_progress, reranker=miner)
     n_label = len(groups)
     pseudo = pseudo_groups(full.corpus, index, cfg, rng, show_progress) if cfg.n_pseudo else []
     n_pseudo = len(pseudo)

@@ -136,3 +136,37 @@ def test_bf16_fine_tune_returns_the_model_it_saved(tmp_path, course_ds):
     here = dsr.model.predict(pairs, activation_fn=torch.nn.Identity())
     saved = CrossEncoder(str(tmp_path / "ft"), max_length=64, device="cpu").predict(pairs, activation_fn=torch.nn.Identity())
     assert here == pytest.approx(saved, abs=1e-4)
+
+
+def test_reranker_mined_negatives_are_its_near_misses_below_the_positive(course_ds, overlap_scorer):
+    import random
+
+    from course_lib.dense import DenseIndex
+    from course_lib.recipe import RecipeConfig, label_groups
+
+    index = DenseIndex.build(course_ds.corpus, cache_key="course", show_progress=False)
+    cfg = RecipeConfig(neg_miner="reranker", n_negatives=4, reranker_pool=3, neg_ranks=(3, 15))
+    groups = label_groups(course_ds, index, cfg, random.Random(0), show_progress=False, reranker=overlap_scorer)
+    dense = label_groups(course_ds, index, RecipeConfig(neg_ranks=(3, 15)), random.Random(0), show_progress=False)
+    assert groups and len(groups) == len(dense)
+    text_to_id = {course_ds.doc_text(d): d for d in course_ds.corpus}
+    by_query = {course_ds.queries[q]: q for q in course_ds.queries}
+    qids = sorted(course_ds.queries)
+    from course_lib.dense import encode_texts
+
+    hits = dict(zip(qids, index.search_vectors(encode_texts([course_ds.queries[q] for q in qids], index.embedder, show_progress=False), 15)))
+    with_pool = 0
+    for g in groups:
+        qid = by_query[g.query]
+        judged = course_ds.qrels[qid]
+        ids = [text_to_id[d] for d in g.docs]
+        assert judged.get(ids[0], 0) > 0 and all(judged.get(d, 0) <= 0 for d in ids[1:])
+        assert len(set(ids)) == len(ids) and len(g.teacher) == len(ids)
+        # the reranker's near misses: its top-scored non-relevant candidates that it puts below the positive
+        score = lambda d: float(overlap_scorer.score_pairs([(g.query, course_ds.doc_text(d))])[0])
+        near = sorted((d for d, _ in hits[qid] if judged.get(d, 0) <= 0), key=lambda d: -score(d))
+        near = [d for d in near if score(d) < score(ids[0])][:3]
+        if near:
+            with_pool += 1
+            assert set(ids[1:]) & set(near)
+    assert with_pool >= len(groups) // 2
