@@ -4,7 +4,8 @@ The recipe, step by step:
 
 1. Load a BEIR-layout dataset's *train* split and hold out a share of its queries (dev).
 2. Embed the corpus with the bi-encoder; for each training (query, positive) draw
-   ``n_negatives`` hard negatives from the dense ranks ``neg_ranks`` that are not judged relevant.
+   ``n_negatives`` hard negatives from the dense ranks ``neg_ranks`` that are not judged relevant
+   (a later stage may take half of them from the earlier model's own near misses: ``neg_miner``).
 3. Add *pseudo-query* groups from the corpus itself: a document's title is the query, its
    body the positive, the title's dense neighbours the negatives.  No labels are used.
 4. Train the segment mean-pool cosine cross-encoder (:mod:`course_lib.modeling`) on groups of
@@ -110,9 +111,7 @@ def label_groups(ds: Dataset, index: DenseIndex, cfg: RecipeConfig, rng: random.
             negs = rng.sample(hard, n_hard)
             rest = [d for d in pool if d not in negs]
             negs += rng.sample(rest, min(cfg.n_negatives - n_hard, len(rest)))
-            if negs:
-                ids = [pos] + negs
-                groups.append(Group(ds.queries[qid], [ds.doc_text(d) for d in ids], index.similarity(qe, ids).tolist()))
+            groups += _group(ds, index, qid, qe, pos, negs)
     return groups
 
 
@@ -133,7 +132,11 @@ def _reranker_logits(ds: Dataset, qids, hits, reranker, cfg: RecipeConfig, show_
 def _sample_group(ds: Dataset, index: DenseIndex, qid: str, q_emb, pos: str, pool: list[str], cfg: RecipeConfig,
                   rng: random.Random) -> list[Group]:
     """``[Group]`` of ``pos`` and ``cfg.n_negatives`` drawn from ``pool`` (``[]`` if the pool is empty)."""
-    negs = rng.sample(pool, min(cfg.n_negatives, len(pool)))
+    return _group(ds, index, qid, q_emb, pos, rng.sample(pool, min(cfg.n_negatives, len(pool))))
+
+
+def _group(ds: Dataset, index: DenseIndex, qid: str, q_emb, pos: str, negs: list[str]) -> list[Group]:
+    """``[Group]`` of ``pos`` then ``negs`` with the bi-encoder's cosines as teacher (``[]`` without negatives)."""
     if not negs:
         return []
     ids = [pos] + negs
