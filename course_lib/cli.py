@@ -1,10 +1,13 @@
-"""``course-lib``: the course's command line.
+"""``course-lib``: the course's command line (offline by default; ``--online`` lets hub ids download).
 
+learners:
     course-lib check                      environment check, [OK]/[FAIL] per line
     course-lib eval --data DIR ...        first stage vs reranked vs fused, as JSON or a table
-    course-lib train-reranker --data DIR  train the course reranker (the shipped recipe)
-    course-lib calibrate MODEL --data DIR fit calibration + fusion weight on held-out train queries
     course-lib grade exercises/NN.ipynb   grade an exercise notebook
+
+instructors (how the shipped course reranker was made; not needed to take the course):
+    course-lib train-reranker --data DIR  [instructor] train the course reranker (the shipped recipe)
+    course-lib calibrate MODEL --data DIR [instructor] fit calibration + fusion weight on held-out train queries
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import platform
 import sys
 
@@ -43,7 +45,6 @@ PACKAGES = [  # (import name, distribution name, required version prefix)
 
 def cmd_check(args) -> int:
     """Print [OK]/[FAIL] for Python, packages, both models and the data directory."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     good = True
     v = sys.version_info
     good &= _ok((3, 10) <= v[:2] < (3, 14), f"Python {platform.python_version()} (need 3.10-3.13)")
@@ -105,21 +106,16 @@ def cmd_eval(args) -> int:
     from course_lib.fusion import DEFAULT_FUSION_WEIGHT
 
     ds = load_beir(args.data, args.split, data_dir=args.data_dir)
-    reranker = args.reranker
-    if reranker is not None and reranker.lower() != "none":
-        from course_lib.rerank import CrossEncoderScorer
+    first_only = args.reranker is not None and args.reranker.lower() == "none"
+    scorer = None
+    if not first_only:
         from course_lib.models import load_reranker
-
-        reranker = CrossEncoderScorer(load_reranker(reranker, max_length=args.max_length))
-    elif reranker is None and args.max_length:
         from course_lib.rerank import CrossEncoderScorer
-        from course_lib.models import load_reranker
 
-        reranker = CrossEncoderScorer(load_reranker(None, max_length=args.max_length))
+        scorer = CrossEncoderScorer(load_reranker(args.reranker), max_length=args.max_length)
     w = DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else args.fusion_weight
-    res = evaluate_pipeline(
-        ds, args.first_stage, args.k, reranker, w, args.max_queries, use_cache=not args.no_cache, show_progress=not args.json
-    )
+    res = evaluate_pipeline(ds, args.first_stage, args.k, scorer, w, args.max_queries, use_cache=not args.no_cache,
+                            show_progress=not args.json, first_only=first_only)
     if args.json:
         print(json.dumps(res, indent=1))
     else:
@@ -135,7 +131,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from course_lib.recipe import RecipeConfig, calibrate_and_report, train_reranker
+    from course_lib.course_reranker.recipe import RecipeConfig, train_reranker
+    from course_lib.course_reranker.selection import calibrate_and_report
 
     cfg = RecipeConfig(epochs=args.epochs, max_length=args.max_length, n_pseudo=args.pseudo, seed=args.seed,
                        course_repeats=args.course_repeats, neg_miner=args.neg_miner)
@@ -149,7 +146,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from course_lib.recipe import calibrate_and_report
+    from course_lib.course_reranker.selection import calibrate_and_report
 
     rep = calibrate_and_report(args.model, args.data, args.dataset, depth=args.depth, max_length=args.max_length)
     print(json.dumps(rep, indent=1))
@@ -164,6 +161,8 @@ def cmd_grade(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="course-lib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--online", action="store_true",
+                   help="allow downloads from the model hub (default: offline; hub ids must be cached)")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("check", help="check the environment ([OK]/[FAIL])")
@@ -184,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
 
-    t = sub.add_parser("train-reranker", help="train the course reranker from a BEIR-layout dataset")
+    t = sub.add_parser("train-reranker", help="[instructor] train the course reranker from a BEIR-layout dataset")
     t.add_argument("--data", required=True, help="folder of datasets (or the dataset itself)")
     t.add_argument("--dataset", default="scifact")
     t.add_argument("--output", required=True)
@@ -202,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--skip-calibration", action="store_true")
     t.set_defaults(func=cmd_train)
 
-    k = sub.add_parser("calibrate", help="fit calibration and pick the fusion weight on held-out train queries")
+    k = sub.add_parser("calibrate", help="[instructor] fit calibration and pick the fusion weight on held-out train queries")
     k.add_argument("model")
     k.add_argument("--data", required=True)
     k.add_argument("--dataset", default="scifact")
@@ -219,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from course_lib.env import configure
+
+    configure(offline=not args.online)
     from course_lib.data import DataError
     from course_lib.models import ModelLoadError
 

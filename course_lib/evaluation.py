@@ -1,199 +1,59 @@
-"""Evaluating first stages and reranked pipelines on labelled data.
+"""Evaluating a reranked pipeline honestly: realistic vs oracle, intervals, latency, the numbers
+``course-lib eval`` prints.
 
-The building blocks, each usable on its own:
+* :func:`evaluate_pipeline` — first stage, cross-encoder alone and fused, as one dict (``course-lib eval``);
+* :class:`RerankingEvaluator` / :class:`EvalReport` — per-query tables, the recall ceiling,
+  realistic vs oracle, paired-bootstrap comparisons, recall and quality by K, the fusion sweep;
+* :func:`paired_bootstrap` — a confidence interval for the difference of two systems;
+* :func:`latency_by_k` — measured rerank time per query for several K.
 
-* :func:`first_stage_run` — dense, BM25 or hybrid top-K for every query of a dataset;
-* :func:`rerank_scores` — cross-encoder logits for every (query, candidate), with an on-disk
-  cache keyed by the model's fingerprint so a second evaluation is instant;
-* :func:`fused_run` — the course pipeline's score fusion applied to a whole run;
-* :func:`evaluate_pipeline` — the numbers ``course-lib eval`` prints.
-
-Metrics themselves live in :mod:`course_lib.metrics`.
+Runs come from :mod:`course_lib.runs`, metrics from :mod:`course_lib.metrics`, caches from
+:mod:`course_lib.caches`, plots from :mod:`course_lib.plots`.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
 from course_lib import metrics
+from course_lib.caches import ScoreCache
 from course_lib.data import Dataset
-from course_lib.fusion import DEFAULT_FUSION_WEIGHT, rrf, zscore_fuse
-
-Run = dict[str, dict[str, float]]
-
-
-def first_stage_run(ds: Dataset, kind: str = "dense", k: int = 100, embedder=None, show_progress: bool = False, index=None) -> Run:
-    """Top-``k`` of ``kind`` in {"dense", "bm25", "hybrid"} for every query: ``{qid: {doc_id: score}}``."""
-    from course_lib.dense import DenseIndex, encode_texts
-    from course_lib.retrieval import BM25Retriever
-
-    qids = sorted(ds.queries)
-    texts = [ds.queries[q] for q in qids]
-    if kind not in {"dense", "bm25", "hybrid"}:
-        raise ValueError(f"first stage must be dense, bm25 or hybrid, got {kind!r}")
-    runs = {}
-    if kind in {"dense", "hybrid"}:
-        index = index or DenseIndex.build(ds.corpus, embedder, cache_key=ds.name, show_progress=show_progress)
-        hits = index.search_vectors(encode_texts(texts, index.embedder, show_progress=show_progress), k)
-        runs["dense"] = {q: dict(h) for q, h in zip(qids, hits)}
-    if kind in {"bm25", "hybrid"}:
-        bm25 = BM25Retriever(ds.corpus)
-        runs["bm25"] = {q: dict(h) for q, h in zip(qids, bm25.search(texts, k))}
-    if kind != "hybrid":
-        return runs[kind]
-    out = {}
-    for q in qids:
-        lists = [metrics.ranked(runs[n][q]) for n in ("dense", "bm25")]
-        fused = rrf(lists)
-        out[q] = {d: fused[d] for d in metrics.ranked(fused, k)}
-    return out
-
-
-def model_fingerprint(scorer) -> str:
-    """A short, path-independent id of the model behind a scorer and of its scoring settings.
-
-    Local models are identified by the bytes of their config and weights, hub models by name.
-    """
-    model = getattr(scorer, "model", None)
-    try:
-        name = str(model[0].auto_model.name_or_path)  # sentence-transformers CrossEncoder
-    except Exception:  # noqa: BLE001 - any scorer may be passed
-        name = type(scorer).__name__
-    p = Path(name)
-    h = hashlib.sha1()
-    if (p / "model.safetensors").is_file():
-        for f in ("config.json", "model.safetensors"):
-            h.update((p / f).read_bytes())
-    else:
-        h.update(name.encode())
-    for attr in ("max_length", "max_query_tokens", "long_documents"):
-        h.update(str(getattr(scorer, attr, "")).encode())
-    return h.hexdigest()[:16]
-
-
-class ScoreCache:
-    """(query text, doc id) -> logit, stored as gzipped JSON per (model fingerprint, dataset)."""
-
-    def __init__(self, path: Path | None):
-        from course_lib.dense import find_cached
-
-        self.path = path
-        self.data: dict[str, dict[str, float]] = {}
-        found = find_cached(f"{path.parent.name}/{path.name}") if path is not None else None
-        if found is not None:
-            with gzip.open(found, "rt", encoding="utf-8") as fh:
-                self.data = json.load(fh)
-
-    def get(self, query: str, doc_id: str):
-        return self.data.get(query, {}).get(doc_id)
-
-    def put(self, query: str, doc_id: str, logit: float) -> None:
-        self.data.setdefault(query, {})[doc_id] = float(logit)
-
-    def save(self) -> None:
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with gzip.open(self.path, "wt", encoding="utf-8") as fh:
-                json.dump(self.data, fh)
-
-
-def rerank_scores(
-    ds: Dataset,
-    run: Run,
-    scorer,
-    cache: ScoreCache | None = None,
-    chunk_queries: int = 8,
-    show_progress: bool = True,
-) -> tuple[Run, float, int]:
-    """Cross-encoder logits for every candidate in ``run``.
-
-    Returns ``(scores run, seconds spent scoring per query, pairs scored)``; cached pairs
-    cost nothing (and count neither as time nor pairs).  With ``chunk_queries=1`` the
-    per-query seconds are real per-query latencies; with larger chunks they are the chunk's
-    time shared out by pairs.
-    """
-    from tqdm.auto import tqdm
-
-    out: Run = {}
-    todo = []
-    for q, cands in run.items():
-        out[q] = {}
-        for d in cands:
-            v = cache.get(ds.queries[q], d) if cache else None
-            if v is None:
-                todo.append((q, d))
-            else:
-                out[q][d] = v
-    seconds: dict[str, float] = {}
-    by_q: dict[str, list[str]] = {}
-    for q, d in todo:
-        by_q.setdefault(q, []).append(d)
-    qs = list(by_q)
-    bar = tqdm(total=len(todo), desc="reranking pairs", disable=not show_progress or not todo, unit="pair")
-    for i in range(0, len(qs), chunk_queries):
-        chunk = qs[i : i + chunk_queries]
-        pairs = [(ds.queries[q], ds.doc_text(d)) for q in chunk for d in by_q[q]]
-        t0 = time.perf_counter()
-        logits = scorer.score_pairs(pairs)
-        dt = time.perf_counter() - t0
-        for q in chunk:
-            seconds[q] = dt * len(by_q[q]) / max(1, len(pairs))
-        j = 0
-        for q in chunk:
-            for d in by_q[q]:
-                out[q][d] = float(logits[j])
-                if cache is not None:
-                    cache.put(ds.queries[q], d, float(logits[j]))
-                j += 1
-        bar.update(len(pairs))
-        if cache is not None and i % (chunk_queries * 10) == 0:
-            cache.save()
-    bar.close()
-    if cache is not None and todo:
-        cache.save()
-    return out, seconds, len(todo)
-
-
-def fused_run(first: Run, rerank: Run, weight: float = DEFAULT_FUSION_WEIGHT) -> Run:
-    """Per-query z-score fusion of the two stages' scores over each query's candidates."""
-    out = {}
-    for q, cands in first.items():
-        docs = list(cands)
-        fused = zscore_fuse([rerank[q][d] for d in docs], [cands[d] for d in docs], weight)
-        out[q] = dict(zip(docs, fused))
-    return out
+from course_lib.fusion import DEFAULT_FUSION_WEIGHT
+from course_lib.rerank import CrossEncoderScorer, Scorer
+from course_lib.runs import Run, first_stage_run, fused_run, rerank_scores, top_k_run
 
 
 def _rounded(d: dict, nd: int = 4) -> dict:
     return {k: round(v, nd) for k, v in d.items()}
 
 
+def _scorer(scorer) -> Scorer:
+    if scorer is None:
+        return CrossEncoderScorer()
+    if not isinstance(scorer, Scorer):
+        raise TypeError(f"scorer must be a course_lib.rerank.Scorer, got {type(scorer).__name__}")
+    return scorer
+
+
 def evaluate_pipeline(
     ds: Dataset,
     first_stage: str = "dense",
     k: int = 100,
-    reranker=None,
+    scorer: Scorer | None = None,
     fusion_weight: float = DEFAULT_FUSION_WEIGHT,
     max_queries: int | None = None,
     use_cache: bool = True,
     show_progress: bool = True,
+    first_only: bool = False,
 ) -> dict:
     """First stage, cross-encoder alone and the fused pipeline on one dataset split.
 
     Args:
-        reranker: a :class:`course_lib.rerank.Reranker` with ``score_pairs``, a name/path
-            for :func:`course_lib.models.load_reranker`, None (the course reranker) or
-            ``"none"`` (first stage only).
+        scorer: a :class:`~course_lib.rerank.Scorer` (None = the course reranker).
+        first_only: report the first stage alone (no scorer is loaded).
     """
-    from course_lib.dense import cache_dir
-    from course_lib.rerank import CrossEncoderScorer
-
     if max_queries:
         ds = ds.subset(sorted(ds.queries)[:max_queries])
     first = first_stage_run(ds, first_stage, k, show_progress=show_progress)
@@ -204,43 +64,17 @@ def evaluate_pipeline(
         "k": k,
         "first_stage": {"name": first_stage, **_rounded(metrics.summary(first, ds.qrels, k))},
     }
-    if isinstance(reranker, str) and reranker.lower() == "none":
+    if first_only:
         return result
-    scorer = reranker if hasattr(reranker, "score_pairs") else CrossEncoderScorer(reranker)
-    cache = None
-    if use_cache:
-        fp = model_fingerprint(scorer)
-        cache = ScoreCache(cache_dir() / "scores" / f"{fp}-{ds.name}.json.gz")
+    scorer = _scorer(scorer)
+    cache = ScoreCache.for_scorer(scorer, ds.name) if use_cache else None
     scores, seconds, n_pairs = rerank_scores(ds, first, scorer, cache, show_progress=show_progress)
-    n_scored_q = len(seconds)
     result["reranked"] = _rounded(metrics.summary(scores, ds.qrels, k))
     result["fused"] = _rounded(metrics.summary(fused_run(first, scores, fusion_weight), ds.qrels, k))
     result["fusion_weight"] = fusion_weight
-    result["rerank_seconds_per_query"] = round(sum(seconds.values()) / max(1, n_scored_q), 3) if n_pairs else None
+    result["rerank_seconds_per_query"] = round(sum(seconds.values()) / max(1, len(seconds)), 3) if n_pairs else None
     result["pairs_scored"] = n_pairs
     return result
-
-
-# --------------------------------------------------------------------------------------
-# RerankingEvaluator: realistic vs oracle, confidence intervals, latency
-# --------------------------------------------------------------------------------------
-
-METRICS = ("ndcg@10", "mrr@10", "map", "recall@10", "p@10")
-
-
-def per_query_table(run: Run, qrels, k: int):
-    """DataFrame indexed by query id with ndcg@10, mrr@10, map (AP), recall@10, recall@k, p@10."""
-    import pandas as pd
-
-    cols = {
-        "ndcg@10": metrics.ndcg(run, qrels, 10),
-        "mrr@10": metrics.mrr(run, qrels, 10),
-        "map": metrics.average_precision(run, qrels),
-        "recall@10": metrics.recall(run, qrels, 10),
-        f"recall@{k}": metrics.recall(run, qrels, k),
-        "p@10": metrics.precision(run, qrels, 10),
-    }
-    return pd.DataFrame(cols).sort_index()
 
 
 def paired_bootstrap(a, b, n_resamples: int = 2000, seed: int = 0, alpha: float = 0.05) -> dict:
@@ -249,6 +83,10 @@ def paired_bootstrap(a, b, n_resamples: int = 2000, seed: int = 0, alpha: float 
     Resamples *queries* (pairs), which is what makes the interval honest about query-to-query
     variation.  Returns ``{"diff", "low", "high", "p_better"}`` where ``p_better`` is the share
     of resamples in which ``b`` beat ``a``.
+
+    >>> r = paired_bootstrap([0.2, 0.4, 0.6, 0.8], [0.3, 0.5, 0.7, 0.9])
+    >>> round(r["diff"], 2), r["low"] > 0
+    (0.1, True)
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -271,11 +109,12 @@ class RerankingEvaluator:
 
     Args:
         ds: a :class:`course_lib.data.Dataset`.
-        scorer: a :class:`course_lib.rerank.Reranker` with ``score_pairs`` (None = the course reranker).
+        scorer: a :class:`~course_lib.rerank.Scorer` (None = the course reranker).
         first_stage: ``"dense"``, ``"bm25"``, ``"hybrid"`` or a precomputed run.
         k: candidates per query taken from the first stage (the recall budget).
         fusion_weight: cross-encoder weight in the fused pipeline.
-        cache: reuse cross-encoder scores from the on-disk cache (``False`` to always rescore).
+        cache: reuse scores from the on-disk cache, keyed by the scorer's fingerprint
+            (``False`` to always rescore).
         measure_latency: score one query at a time so per-query latencies are real.
 
     Two scores, clearly named:
@@ -294,21 +133,15 @@ class RerankingEvaluator:
     ['cross-encoder (oracle)', 'cross-encoder (realistic)']
     """
 
-    def __init__(self, ds: Dataset, scorer=None, first_stage="dense", k: int = 100,
+    def __init__(self, ds: Dataset, scorer: Scorer | None = None, first_stage="dense", k: int = 100,
                  fusion_weight: float = DEFAULT_FUSION_WEIGHT, cache: bool = True, measure_latency: bool = False):
-        from course_lib.rerank import CrossEncoderScorer
-
         self.ds = ds
-        self.scorer = scorer if scorer is not None else CrossEncoderScorer()
+        self.scorer = _scorer(scorer)
         self.first_stage = first_stage
         self.k = k
         self.fusion_weight = fusion_weight
         self.measure_latency = measure_latency
-        self._cache = None
-        if cache:
-            from course_lib.dense import cache_dir
-
-            self._cache = ScoreCache(cache_dir() / "scores" / f"{model_fingerprint(self.scorer)}-{ds.name}.json.gz")
+        self._cache = ScoreCache.for_scorer(self.scorer, ds.name) if cache else None
         self._first: Run | None = first_stage if isinstance(first_stage, dict) else None
 
     def first_run(self, show_progress: bool = False) -> Run:
@@ -346,17 +179,22 @@ class RerankingEvaluator:
             f"fused w={self.fusion_weight} (realistic)": fused_run(first, realistic, self.fusion_weight),
             "cross-encoder (oracle)": oracle,
         }
-        per_query = {name: per_query_table(run, self.ds.qrels, self.k) for name, run in runs.items()}
+        per_query = {name: metrics.per_query_table(run, self.ds.qrels, self.k) for name, run in runs.items()}
         return EvalReport(self, runs, per_query, seconds, n_pairs, first, realistic)
 
 
 class EvalReport:
-    """Tables and plots from :meth:`RerankingEvaluator.evaluate`."""
+    """Tables from :meth:`RerankingEvaluator.evaluate` (plots: :mod:`course_lib.plots`)."""
 
     def __init__(self, ev: RerankingEvaluator, runs, per_query, seconds, n_pairs, first, realistic):
         self.ev, self.runs, self.per_query = ev, runs, per_query
         self.seconds, self.n_pairs = seconds, n_pairs
         self.first, self.realistic = first, realistic
+
+    @property
+    def names(self) -> list[str]:
+        """System names, in order: first stage, cross-encoder, fused, oracle."""
+        return list(self.per_query)
 
     @property
     def summary(self):
@@ -368,12 +206,17 @@ class EvalReport:
     @property
     def recall_ceiling(self) -> float:
         """Recall@k of the first stage: no reranker of these candidates can find more."""
-        return float(self.per_query[next(iter(self.per_query))][f"recall@{self.ev.k}"].mean())
+        return float(self.per_query[self.names[0]][f"recall@{self.ev.k}"].mean())
 
     def compare(self, a: str, b: str, metric: str = "ndcg@10", **kw) -> dict:
         """Paired bootstrap interval for ``b - a`` on ``metric`` (system names as in :attr:`summary`)."""
         ta, tb = self.per_query[a][metric], self.per_query[b][metric]
         return paired_bootstrap(ta.values, tb.loc[ta.index].values, **kw)
+
+    def gains(self, a: str, b: str, metric: str = "ndcg@10") -> np.ndarray:
+        """Per-query ``b - a`` on ``metric`` (what :func:`course_lib.plots.gain_histogram` draws)."""
+        ta, tb = self.per_query[a][metric], self.per_query[b][metric]
+        return (tb.loc[ta.index] - ta).values
 
     def latency(self) -> dict:
         """Per-query rerank latency p50/p95 (seconds) and pairs per second, over freshly scored queries."""
@@ -387,18 +230,19 @@ class EvalReport:
         """Recall ceiling and reranked NDCG@10 when only the first-stage top ``k`` is reranked."""
         import pandas as pd
 
+        qrels = self.ev.ds.qrels
         rows = []
         for k in ks:
             if k > self.ev.k:
                 continue
-            first_k = {q: {d: s for d, s in c.items() if d in set(metrics.ranked(c, k))} for q, c in self.first.items()}
+            first_k = top_k_run(self.first, k)
             rer_k = {q: {d: self.realistic[q][d] for d in c} for q, c in first_k.items()}
             rows.append({
                 "k": k,
-                "recall ceiling (recall@k)": metrics.mean(metrics.recall(first_k, self.ev.ds.qrels, k)),
-                "first stage ndcg@10": metrics.mean(metrics.ndcg(first_k, self.ev.ds.qrels, 10)),
-                "cross-encoder ndcg@10": metrics.mean(metrics.ndcg(rer_k, self.ev.ds.qrels, 10)),
-                "fused ndcg@10": metrics.mean(metrics.ndcg(fused_run(first_k, rer_k, self.ev.fusion_weight), self.ev.ds.qrels, 10)),
+                "recall ceiling (recall@k)": metrics.mean(metrics.recall(first_k, qrels, k)),
+                "first stage ndcg@10": metrics.mean(metrics.ndcg(first_k, qrels, 10)),
+                "cross-encoder ndcg@10": metrics.mean(metrics.ndcg(rer_k, qrels, 10)),
+                "fused ndcg@10": metrics.mean(metrics.ndcg(fused_run(first_k, rer_k, self.ev.fusion_weight), qrels, 10)),
             })
         return pd.DataFrame(rows).round(4)
 
@@ -412,15 +256,20 @@ class EvalReport:
         ]).round(4)
 
     def plot_gain_histogram(self, a: str, b: str, metric: str = "ndcg@10"):
-        """Histogram of per-query ``b - a``: where the reranker helps and where it hurts."""
-        import matplotlib.pyplot as plt
+        """Histogram of per-query ``b - a`` (:func:`course_lib.plots.gain_histogram`)."""
+        from course_lib.plots import gain_histogram
 
-        d = (self.per_query[b][metric] - self.per_query[a][metric]).values
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.hist(d, bins=31, color="#66c2a5")
-        ax.axvline(0, color="k", lw=1)
-        ax.set_xlabel(f"per-query {metric}: {b} minus {a}")
-        ax.set_ylabel("queries")
-        ax.set_title(f"{(d > 0).sum()} better, {(d < 0).sum()} worse, {(d == 0).sum()} tied")
-        fig.tight_layout()
-        return fig
+        return gain_histogram(self.gains(a, b, metric), f"per-query {metric}: {b} minus {a}")
+
+
+def latency_by_k(ds: Dataset, first: Run, scorer: Scorer, ks=(10, 30, 100), n_queries: int = 5) -> list[dict]:
+    """Measured seconds per query to rerank the first-stage top ``k``, for each ``k``, on the
+    first ``n_queries`` queries (no cache: every pair is scored)."""
+    sample = sorted(first)[:n_queries]
+    rows = []
+    for k in ks:
+        t = time.perf_counter()
+        for q in sample:
+            scorer.score(ds.queries[q], [ds.doc_text(d) for d in metrics.ranked(first[q], k)])
+        rows.append({"K": k, "seconds per query": (time.perf_counter() - t) / max(1, len(sample))})
+    return rows

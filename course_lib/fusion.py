@@ -27,7 +27,7 @@ import math
 # Chosen by scripts/select_fusion_weight.py on tuning queries only — SciFact *train* queries held out
 # from the reranker's training and half of Cranfield's queries, dense top 100 — as the weight with the
 # best mean NDCG@10 gain over the first stage that is safe on both (recorded in the model's
-# calibration_report.json; see course_lib/assets/course-reranker/README.md).  No test split was read.
+# calibration_report.json; see course_lib/course_reranker/assets/README.md).  No test split was read.
 DEFAULT_FUSION_WEIGHT = 0.6
 
 

@@ -113,3 +113,21 @@ def summary(run: Run, qrels: Qrels, k: int = 100) -> dict[str, float]:
         f"recall@{k}": mean(recall(run, qrels, k)),
         "p@10": mean(precision(run, qrels, 10)),
     }
+
+
+def per_query_table(run: Run, qrels: Qrels, k: int = 100):
+    """A pandas DataFrame indexed by query id: ndcg@10, mrr@10, map, recall@10, recall@k, p@10.
+
+    Its column means are :func:`summary`.
+    """
+    import pandas as pd
+
+    cols = {
+        "ndcg@10": ndcg(run, qrels, 10),
+        "mrr@10": mrr(run, qrels, 10),
+        "map": average_precision(run, qrels),
+        "recall@10": recall(run, qrels, 10),
+        f"recall@{k}": recall(run, qrels, k),
+        "p@10": precision(run, qrels, 10),
+    }
+    return pd.DataFrame(cols).sort_index()

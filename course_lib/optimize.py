@@ -1,15 +1,16 @@
-"""Latency optimisation: cheap pre-filters, shorter inputs, reduced precision, a score cache.
+"""Latency optimisation: cheap pre-filters, shorter inputs, reduced precision, a pair cache.
 
 ``OptimizedReranker`` keeps the course's API (``optimized_rerank``, three levels) and fixes
 its sample code: the Jaccard pre-filter no longer divides by zero on empty text, it never
 filters the list down to nothing (it keeps at least ``min_keep`` candidates), scores are not
-written into the caller's dicts, and the number of results is a parameter.
+written into the caller's dicts, the number of results is a parameter, and the model is
+loaded once (each level is a :class:`~course_lib.rerank.Scorer` setting on the same model).
 
 Levels (measure them on your data: ``scripts/bench_rerank.py`` prints throughput):
 
 * ``"accuracy"`` — every candidate, the model's full max length;
-* ``"balanced"`` — every candidate, pairs cut to 128 tokens;
-* ``"speed"``   — Jaccard pre-filter, 128 tokens, and bf16 autocast on CPUs that support it.
+* ``"balanced"`` — every candidate, pairs cut to ``short_length`` tokens;
+* ``"speed"``   — Jaccard pre-filter, ``short_length`` tokens, and bf16 autocast.
 
 Example
 -------
@@ -22,14 +23,16 @@ Example
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import re
-from collections import OrderedDict
 
-import numpy as np
-
-from course_lib.rerank import AdvancedReranker, CrossEncoderScorer
+from course_lib.rerank import (
+    AdvancedReranker,
+    CrossEncoderScorer,
+    Scorer,
+    validate_candidates,
+    validate_query,
+    validate_rank_args,
+)
 
 _WORD = re.compile(r"\w+")
 
@@ -46,6 +49,8 @@ def pre_filter(query: str, candidates: list[dict], min_similarity: float = 0.05,
 
     Returns the same dict objects (no copies, no changes), in their original order.
     """
+    if min_keep < 0:
+        raise ValueError(f"min_keep must be >= 0, got {min_keep}")
     sims = [jaccard(query, c["text"]) for c in candidates]
     keep = {i for i, s in enumerate(sims) if s >= min_similarity}
     if len(keep) < min_keep:
@@ -56,119 +61,50 @@ def pre_filter(query: str, candidates: list[dict], min_similarity: float = 0.05,
     return [c for i, c in enumerate(candidates) if i in keep]
 
 
-class LRUScoreCache:
-    """LRU cache of logits keyed by (model id, query, candidate text) — not by the query alone.
-
-    The course's sample service cached results per query, so a second request with different
-    candidates got the first request's answer. Keying on the pair makes every hit correct.
-    """
-
-    def __init__(self, maxsize: int = 10_000, model_id: str = ""):
-        self.maxsize = maxsize
-        self.model_id = model_id
-        self._data: OrderedDict[str, float] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def key(self, query: str, text: str) -> str:
-        return hashlib.sha1(f"{self.model_id}\0{query}\0{text}".encode("utf-8")).hexdigest()
-
-    def get(self, query: str, text: str):
-        k = self.key(query, text)
-        if k in self._data:
-            self._data.move_to_end(k)
-            self.hits += 1
-            return self._data[k]
-        self.misses += 1
-        return None
-
-    def put(self, query: str, text: str, logit: float) -> None:
-        k = self.key(query, text)
-        self._data[k] = float(logit)
-        self._data.move_to_end(k)
-        while len(self._data) > self.maxsize:
-            self._data.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
-class CachedScorer:
-    """Wrap a :class:`~course_lib.rerank.Reranker` with an :class:`LRUScoreCache`; only misses are scored."""
-
-    def __init__(self, scorer, cache: LRUScoreCache | None = None):
-        self.scorer = scorer
-        self.cache = cache if cache is not None else LRUScoreCache()
-
-    def score_pairs(self, pairs):
-        out = np.empty(len(pairs), dtype=np.float32)
-        todo = []
-        for i, (q, t) in enumerate(pairs):
-            v = self.cache.get(q, t)
-            if v is None:
-                todo.append(i)
-            else:
-                out[i] = v
-        if todo:
-            fresh = self.scorer.score_pairs([pairs[i] for i in todo])
-            for i, v in zip(todo, fresh):
-                out[i] = v
-                self.cache.put(pairs[i][0], pairs[i][1], float(v))
-        return out
-
-    def score(self, query, texts):
-        return self.score_pairs([(query, t) for t in texts])
-
-    def probabilities(self, logits):
-        return self.scorer.probabilities(logits)
-
-
-class _Bf16Scorer(CrossEncoderScorer):
-    def score_pairs(self, pairs):
-        import torch
-
-        ok = torch.backends.mkldnn.is_available() and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if ok and str(self.model.device) == "cpu" else contextlib.nullcontext()
-        with ctx:
-            return super().score_pairs(pairs)
-
-
 class OptimizedReranker:
     """The course's ``OptimizedReranker``: one model, three latency/quality levels.
 
     Args:
         model_name: None (the course reranker) or any name/path ``load_reranker`` accepts.
         optimization_level: ``"speed"``, ``"balanced"`` or ``"accuracy"``.
+        scorer: a loaded :class:`~course_lib.rerank.CrossEncoderScorer` to use instead of
+            loading ``model_name`` (the levels are settings on its model: nothing is loaded twice).
+        short_length: the pair token limit of the faster levels.
     """
 
     LEVELS = ("speed", "balanced", "accuracy")
 
-    def __init__(self, model_name=None, optimization_level: str = "balanced", short_length: int = 128):
-        from course_lib.models import load_reranker
-
+    def __init__(self, model_name=None, optimization_level: str = "balanced", short_length: int = 128,
+                 scorer: Scorer | None = None):
         if optimization_level not in self.LEVELS:
-            raise ValueError(f"optimization_level must be one of {self.LEVELS}")
+            raise ValueError(f"optimization_level must be one of {self.LEVELS}, got {optimization_level!r}")
+        base = scorer if scorer is not None else CrossEncoderScorer(model_name)
+        if not isinstance(base, Scorer):
+            raise TypeError(f"scorer must be a course_lib.rerank.Scorer, got {type(base).__name__}")
         self.optimization_level = optimization_level
-        full = load_reranker(model_name)
-        short = load_reranker(model_name, max_length=short_length)
-        self._rerankers = {
-            "accuracy": AdvancedReranker(scorer=CrossEncoderScorer(full)),
-            "balanced": AdvancedReranker(scorer=CrossEncoderScorer(short)),
-            "speed": AdvancedReranker(scorer=_Bf16Scorer(short)),
+        self.scorers = {
+            "accuracy": base,
+            "balanced": base.configured(max_length=short_length),
+            "speed": base.configured(max_length=short_length, autocast="bf16"),
         }
+        self.reranker = AdvancedReranker(scorer=self.scorers[optimization_level])
 
-    def optimized_rerank(self, query: str, candidates: list[dict], top_k: int = 10, score_threshold: float = 0.0) -> list[dict]:
+    def optimized_rerank(self, query: str, candidates: list[dict], top_k: int | None = 10,
+                         score_threshold: float = 0.0) -> list[dict]:
         """Rerank at the configured level; returns new dicts like :class:`AdvancedReranker`.
 
-        ``original_position`` always refers to the caller's list, even after pre-filtering.
+        Arguments are checked before any work, at every level.  ``original_position`` always
+        refers to the caller's list, even after pre-filtering.
         """
-        pool = candidates
-        if self.optimization_level == "speed":
-            kept = pre_filter(query, candidates)
-            index = {id(c): i for i, c in enumerate(candidates)}
-            pool = kept
-        out = self._rerankers[self.optimization_level].rerank_with_confidence(query, pool, top_k=top_k, score_threshold=score_threshold)
-        if pool is not candidates:
-            for r in out:
-                r["original_position"] = index[id(pool[r["original_position"]])]
+        validate_query(query)
+        validate_rank_args(top_k, score_threshold)
+        validate_candidates(candidates)
+        if self.optimization_level != "speed":
+            return self.reranker.rerank_with_confidence(query, candidates, top_k=top_k, score_threshold=score_threshold)
+        index = {id(c): i for i, c in enumerate(candidates)}
+        pool = pre_filter(query, list(candidates))
+        out = self.reranker.rerank_with_confidence(query, pool, top_k=top_k, score_threshold=score_threshold)
+        for r in out:
+            r["original_position"] = index[id(pool[r["original_position"]])]
         return out
+

@@ -77,3 +77,33 @@ def bar_compare(values: dict, title="", ylabel="NDCG@10"):
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def gain_histogram(gains, xlabel: str = "per-query NDCG@10 difference"):
+    """Histogram of per-query differences between two systems: where one helps and where it hurts."""
+    d = np.asarray(gains, dtype=np.float64)
+    fig, ax = _fig((6, 3.5))
+    ax.hist(d, bins=31, color="#66c2a5")
+    ax.axvline(0, color="k", lw=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("queries")
+    ax.set_title(f"{(d > 0).sum()} better, {(d < 0).sum()} worse, {(d == 0).sum()} tied")
+    fig.tight_layout()
+    return fig
+
+
+def latency_vs_quality(rows, x: str = "seconds per query", y: str = "fused ndcg@10", label: str = "K",
+                       title: str = "latency vs quality"):
+    """Scatter-line of quality against latency, each point labelled (e.g. ``K=30``)."""
+    fig, ax = _fig((5, 3.5))
+    xs = [r[x] for r in rows]
+    ys = [r[y] for r in rows]
+    ax.plot(xs, ys, "o-")
+    for r in rows:
+        ax.annotate(f"{label}={int(r[label]) if float(r[label]).is_integer() else r[label]}", (r[x], r[y]),
+                    textcoords="offset points", xytext=(4, 4))
+    ax.set_xlabel(f"rerank {x} (this CPU)")
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

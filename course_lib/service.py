@@ -29,8 +29,8 @@ import threading
 import time
 from collections import defaultdict
 
-from course_lib.optimize import CachedScorer, LRUScoreCache
-from course_lib.rerank import CrossEncoderScorer, validate_candidates
+from course_lib.caches import CachedScorer, LRUScoreCache
+from course_lib.rerank import CrossEncoderScorer, Scorer, rank_results, validate_candidates, validate_rank_args
 
 
 class ScalableRerankingService:
@@ -43,9 +43,12 @@ class ScalableRerankingService:
         scorer: an existing scorer to use instead of loading ``model_path``.
     """
 
-    def __init__(self, model_path=None, max_batch_size: int = 64, cache_size: int = 10_000, scorer=None):
+    def __init__(self, model_path=None, max_batch_size: int = 64, cache_size: int = 10_000, scorer: Scorer | None = None):
+        if scorer is not None and not isinstance(scorer, Scorer):
+            raise TypeError(f"scorer must be a course_lib.rerank.Scorer, got {type(scorer).__name__}")
         base = scorer if scorer is not None else CrossEncoderScorer(model_path, batch_size=max_batch_size)
-        self.scorer = CachedScorer(base, LRUScoreCache(cache_size, model_id=str(model_path)))
+        # keyed by the scorer's fingerprint (its weights in memory), the query and the passage
+        self.scorer = CachedScorer(base, LRUScoreCache(cache_size))
         self.max_batch_size = max_batch_size
         self._lock = threading.Lock()
         self.stats = {"requests": 0, "pairs_requested": 0, "pairs_scored": 0, "batches": 0, "seconds": 0.0}
@@ -69,6 +72,10 @@ class ScalableRerankingService:
             return str(exc)
         if any("id" not in c for c in req["candidates"]):
             return "every candidate needs an 'id'"
+        try:
+            validate_rank_args(req.get("top_k", 10), 0.0)
+        except (TypeError, ValueError) as exc:
+            return str(exc)
         return None
 
     def _score_groups(self, groups: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
@@ -89,8 +96,9 @@ class ScalableRerankingService:
         """Rerank a batch of ``{"id", "query", "candidates", "top_k"?}`` requests.
 
         Returns one ``{"request_id", "results"}`` (or ``{"request_id", "error"}``) per request, in
-        request order; each result is the candidate's dict plus ``relevance_score`` (probability)
-        and ``logit``.
+        request order; results have :func:`~course_lib.rerank.rank_results`' shape.  A request
+        with bad fields (a ``top_k`` of the wrong type or range included) gets its own error;
+        the others are still answered.
         """
         t0 = time.perf_counter()
         errors, valid = {}, []
@@ -115,11 +123,8 @@ class ScalableRerankingService:
                 out.append({"request_id": rid, "error": errors[i]})
                 continue
             logits = [scores[req["query"]][c["text"]] for c in req["candidates"]]
-            probs = self.scorer.probabilities(logits)
-            ranked = sorted(range(len(logits)), key=lambda j: (-logits[j], j))[: int(req.get("top_k", 10))]
-            out.append({"request_id": rid, "results": [
-                {**req["candidates"][j], "relevance_score": float(probs[j]), "logit": float(logits[j])} for j in ranked
-            ]})
+            ranked = rank_results(req["candidates"], logits, self.scorer.probabilities(logits), top_k=req.get("top_k", 10))
+            out.append({"request_id": rid, "results": ranked})
         self.stats["requests"] += len(requests)
         self.stats["pairs_requested"] += sum(len(r["candidates"]) for _, r in valid)
         self.stats["batches"] += 1

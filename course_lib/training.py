@@ -72,6 +72,19 @@ def load_records(path) -> list[dict]:
     return validate_records(records, str(path))
 
 
+def negative_pool(ranking, judged: dict, ranks: tuple[int, int] = (2, 30)) -> list[str]:
+    """Doc ids at first-stage ``ranks`` (from 1, inclusive) that are not judged relevant.
+
+    ``ranking`` is ``[(doc_id, score), ...]`` best first.  Skipping rank 1 (or more) leaves out
+    the candidates most likely to be unjudged relevant documents.
+
+    >>> negative_pool([("a", .9), ("b", .8), ("c", .7)], {"b": 1}, ranks=(1, 3))
+    ['a', 'c']
+    """
+    lo, hi = ranks
+    return [d for d, _ in ranking[lo - 1 : hi] if judged.get(d, 0) <= 0]
+
+
 def mine_hard_negatives(
     ds,
     index=None,
@@ -101,7 +114,7 @@ def mine_hard_negatives(
     index = index or DenseIndex.build(ds.corpus, cache_key=ds.name, show_progress=show_progress)
     qids = sorted(ds.queries)
     q_emb = encode_texts([ds.queries[q] for q in qids], index.embedder, show_progress=show_progress)
-    lo, hi = ranks
+    hi = ranks[1]
     hits = index.search_vectors(q_emb, hi)
     all_ids = [d for d in ds.corpus if ds.doc_text(d).strip()]  # some collections hold empty documents
     usable = set(all_ids)
@@ -110,11 +123,12 @@ def mine_hard_negatives(
         judged = ds.qrels.get(qid, {})
         for pos in sorted(d for d, g in judged.items() if g > 0 and d in usable):
             pos_cos = float(index.similarity(qe, [pos])[0])
+            sims = dict(ranking)
             pool = []
-            for d, s in ranking[lo - 1 : hi]:
-                if judged.get(d, 0) > 0 or d == pos or d not in usable:
+            for d in negative_pool(ranking, judged, ranks):
+                if d == pos or d not in usable:
                     continue
-                if s >= pos_cos - margin:
+                if sims[d] >= pos_cos - margin:
                     skipped += 1
                     continue
                 pool.append(d)
@@ -197,10 +211,10 @@ class DomainSpecificReranker:
             # a private copy: training must not change the cached shared model
             from sentence_transformers import CrossEncoder
 
-            import course_lib.modeling as modeling
+            from course_lib.course_reranker.modeling import register
             from course_lib.models import ENV_RERANKER, _resolve, course_reranker_path
 
-            modeling.register()
+            register()
             path, _ = _resolve(base_model, ENV_RERANKER, course_reranker_path(), "reranker")
             base_model = CrossEncoder(path, max_length=max_length, device="cpu" if not _cuda() else None)
         self.model = base_model

@@ -7,15 +7,16 @@ autocast (where the CPU supports it) and with dynamic int8 quantisation, and pri
 second and the largest logit difference from fp32.
 """
 import argparse
-import os
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from course_lib.env import configure
 
-import numpy as np
-import torch
+configure(offline=True)
 
-from course_lib.models import load_reranker
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from course_lib.models import load_reranker  # noqa: E402
 
 
 def run(model, pairs, batch_size, ctx):

@@ -5,7 +5,6 @@
 Each notebook runs in its own folder with the offline defaults; the kernel is this
 interpreter's.  Exercises are regenerated from the solutions afterwards.
 """
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,10 +12,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+from course_lib.env import configure
+
+configure(offline=True)  # kernels inherit the environment
 
 
 def execute(path: Path, timeout: int = 900) -> float:

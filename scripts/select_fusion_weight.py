@@ -11,29 +11,30 @@ Tuning sets, both at the deployed depth (dense top 100):
 
 A weight is *safe* if the fused pipeline is not more than 0.005 NDCG@10 below the first stage on
 either set; the chosen weight is the safe one with the best mean gain over the first stage
-(:func:`course_lib.recipe.select_fusion_weight`).  No test split is read.  Cross-encoder scores are
+(:func:`course_lib.course_reranker.selection.select_fusion_weight`).  No test split is read.  Cross-encoder scores are
 cached (``~/.cache/course_lib/scores``).  ``--write`` records the choice in the model's
 ``calibration_report.json``; then set ``DEFAULT_FUSION_WEIGHT`` in ``course_lib/fusion.py`` to it.
 """
 import argparse
 import json
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from course_lib.env import configure
 
-from course_lib import metrics
-from course_lib.data import load_beir
-from course_lib.dense import cache_dir
-from course_lib.evaluation import ScoreCache, first_stage_run, fused_run, model_fingerprint, rerank_scores
-from course_lib.models import course_reranker_path
-from course_lib.recipe import select_fusion_weight
-from course_lib.rerank import CrossEncoderScorer
+configure(offline=True)
+
+from course_lib import metrics  # noqa: E402
+from course_lib.caches import ScoreCache  # noqa: E402
+from course_lib.course_reranker.selection import select_fusion_weight  # noqa: E402
+from course_lib.data import load_beir  # noqa: E402
+from course_lib.models import course_reranker_path  # noqa: E402
+from course_lib.rerank import CrossEncoderScorer  # noqa: E402
+from course_lib.runs import first_stage_run, fused_run, rerank_scores  # noqa: E402
 
 WEIGHTS = tuple(round(0.05 * i, 2) for i in range(21))
 
 
 def sweep(ds, scorer, cache_name, k=100):
-    cache = ScoreCache(cache_dir() / "scores" / f"{model_fingerprint(scorer)}-{cache_name}.json.gz")
+    cache = ScoreCache.for_scorer(scorer, cache_name)
     first = first_stage_run(ds, "dense", k)
     scores, _, n_new = rerank_scores(ds, first, scorer, cache, show_progress=True)
     by_w = {w: metrics.mean(metrics.ndcg(fused_run(first, scores, w), ds.qrels, 10)) for w in WEIGHTS}

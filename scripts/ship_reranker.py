@@ -12,7 +12,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 SRC = Path(sys.argv[1])
-DST = Path(__file__).resolve().parents[1] / "course_lib" / "assets" / "course-reranker"
+DST = Path(__file__).resolve().parents[1] / "course_lib" / "course_reranker" / "assets"
 KEEP = {"config.json", "config_sentence_transformers.json", "modules.json", "sentence_bert_config.json",
         "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
         "training.json", "calibration_report.json"}

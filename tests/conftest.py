@@ -1,16 +1,15 @@
-"""Shared fixtures. Tests run offline: a hub name must fail fast, never retry."""
+"""Shared fixtures. Tests run offline (the course's one policy): a hub name must fail fast, never retry."""
 import os
 from pathlib import Path
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from course_lib.env import configure
+
+configure(offline=True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from course_lib.calibration import Calibration  # noqa: E402
+from course_lib.rerank import Scorer  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -30,10 +29,8 @@ def shared_data():
     return d
 
 
-class OverlapScorer:
+class OverlapScorer(Scorer):
     """A fast, deterministic stand-in for a cross-encoder: logit = shared words - 1."""
-
-    batch_size = 32
 
     def __init__(self):
         self.calls = 0
@@ -47,11 +44,8 @@ class OverlapScorer:
             out.append(len(qw & tw) - 1.0)
         return np.asarray(out, dtype=np.float32)
 
-    def score(self, query, texts):
-        return self.score_pairs([(query, t) for t in texts])
-
-    def probabilities(self, logits):
-        return Calibration().probabilities(logits)
+    def fingerprint(self):
+        return "overlap-v1"
 
 
 @pytest.fixture

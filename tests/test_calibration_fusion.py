@@ -52,7 +52,7 @@ def test_rrf_prefers_consensus():
 
 
 def test_select_fusion_weight_is_best_on_average_among_safe_weights():
-    from course_lib.recipe import select_fusion_weight
+    from course_lib.course_reranker.selection import select_fusion_weight
 
     dev = ({0.0: 0.60, 0.5: 0.70, 1.0: 0.72}, 0.60)
     guard = ({0.0: 0.40, 0.5: 0.398, 1.0: 0.35}, 0.40)

@@ -4,7 +4,8 @@ from datetime import date
 
 
 from course_lib.domains import ComplianceRerankingSystem, MedicalRerankingSystem
-from course_lib.optimize import CachedScorer, LRUScoreCache, jaccard, pre_filter
+from course_lib.caches import CachedScorer, LRUScoreCache
+from course_lib.optimize import jaccard, pre_filter
 from course_lib.rerank import AdvancedReranker
 from course_lib.service import ScalableRerankingService
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from course_lib.data import load_beir
-from course_lib.dense import _fingerprint, corpus_fingerprint, embedder_fingerprint, encode_texts, seed_dirs
-from course_lib.evaluation import model_fingerprint
+from course_lib.caches import embedding_file, seed_dirs
+from course_lib.dense import encode_texts
 from course_lib.models import load_embedder
 
 SEED = Path(__file__).resolve().parents[1] / "eval_cache"
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not SEED.is_dir(), reason="no eval_cache/ shippe
 
 @pytest.mark.parametrize("name", ["scifact", "cranfield"])
 def test_shipped_scores_match_live_model(name, shared_data, course_scorer):
-    path = SEED / "scores" / f"{model_fingerprint(course_scorer)}-{name}.json.gz"
+    path = SEED / "scores" / f"{course_scorer.fingerprint()}-{name}.json.gz"
     assert path.is_file(), f"no shipped scores for the current course reranker: {path.name}"
     with gzip.open(path, "rt") as fh:
         data = json.load(fh)
@@ -34,8 +34,7 @@ def test_shipped_scores_match_live_model(name, shared_data, course_scorer):
 def test_shipped_embeddings_match_live_embedder(name, shared_data):
     emb = load_embedder()
     ds = load_beir(name, "test", data_dir=shared_data)
-    key = _fingerprint(name, corpus_fingerprint(ds.corpus), embedder_fingerprint(emb))
-    path = SEED / f"emb-{key}.npy"
+    path = SEED / embedding_file(name, ds.corpus, emb)
     assert path.is_file() and SEED in seed_dirs()
     stored = np.load(path).astype(np.float32)
     ids = list(ds.corpus)

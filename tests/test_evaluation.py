@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from course_lib.data import Dataset
-from course_lib.evaluation import RerankingEvaluator, fused_run, paired_bootstrap
+from course_lib.evaluation import RerankingEvaluator, paired_bootstrap
+from course_lib.rerank import Scorer
+from course_lib.runs import fused_run
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def test_fused_run_weight_one_orders_like_reranker():
 def test_oracle_scores_each_pair_once_and_matches_direct_scoring(binary_course, overlap_scorer):
     seen = []
 
-    class Counting:
+    class Counting(Scorer):
         def score_pairs(self, pairs):
             seen.extend(pairs)
             return overlap_scorer.score_pairs(pairs)

@@ -20,8 +20,11 @@ def test_shipped_reranker_loads_via_load_reranker_and_ranks():
 
 
 def test_shipped_reranker_loads_with_plain_crossencoder():
-    import course_lib  # noqa: F401  (registers the model class)
     from sentence_transformers import CrossEncoder
+
+    from course_lib.course_reranker.modeling import register
+
+    register()  # what load_reranker does: the Auto classes know the course reranker
 
     ce = CrossEncoder(str(course_reranker_path()))
     s = ce.predict([("Who painted the Mona Lisa?", "Leonardo da Vinci painted the Mona Lisa."),

@@ -72,7 +72,7 @@ def test_bad_inputs_give_clear_errors(overlap_scorer):
     assert rr.rerank_with_confidence(Q, []) == []
     with pytest.raises(ValueError, match="non-empty"):
         rr.rerank_with_confidence("  ", CANDS)
-    with pytest.raises(ValueError, match="candidate 1 has no 'text'"):
+    with pytest.raises(ValueError, match=r"candidates\[1\] has no .text."):
         rr.rerank_with_confidence(Q, [{"text": "ok"}, {"body": "x"}])
     with pytest.raises(TypeError, match="must be a str"):
         rr.rerank_with_confidence(Q, [{"text": 42}])

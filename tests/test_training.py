@@ -12,7 +12,7 @@ from course_lib.training import DomainSpecificReranker, TrainingRecordError, loa
 def test_recipe_smoke_trains_and_changes_scores(tmp_path, course_ds, monkeypatch):
     from sentence_transformers import CrossEncoder
 
-    from course_lib.recipe import RecipeConfig, train_reranker
+    from course_lib.course_reranker.recipe import RecipeConfig, train_reranker
 
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     write_course_as_beir(course_ds, tmp_path / "data" / "course", split="train")
@@ -22,7 +22,7 @@ def test_recipe_smoke_trains_and_changes_scores(tmp_path, course_ds, monkeypatch
     assert time.time() - t < 60
     assert info["n_groups"] == 6 and info["dev_query_ids"]
     ce = CrossEncoder(str(tmp_path / "model"))
-    from course_lib.modeling import from_bi_encoder
+    from course_lib.course_reranker.modeling import from_bi_encoder
     from course_lib.models import bundled_embedder_path
 
     base = from_bi_encoder(str(bundled_embedder_path())).eval()
@@ -86,7 +86,7 @@ def test_graded_groups_put_a_top_grade_answer_above_lower_grades(course_ds):
 
     from course_lib.data import course_query_split
     from course_lib.dense import DenseIndex
-    from course_lib.recipe import RecipeConfig, graded_groups
+    from course_lib.course_reranker.recipe import RecipeConfig, graded_groups
 
     train, held_out = course_query_split(course_ds)
     index = DenseIndex.build(train.corpus, cache_key="course", show_progress=False)
@@ -142,7 +142,7 @@ def test_reranker_mined_negatives_are_its_near_misses_below_the_positive(course_
     import random
 
     from course_lib.dense import DenseIndex
-    from course_lib.recipe import RecipeConfig, label_groups
+    from course_lib.course_reranker.recipe import RecipeConfig, label_groups
 
     index = DenseIndex.build(course_ds.corpus, cache_key="course", show_progress=False)
     cfg = RecipeConfig(neg_miner="reranker", n_negatives=4, reranker_pool=3, neg_ranks=(3, 15))

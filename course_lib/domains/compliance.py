@@ -17,27 +17,25 @@ from __future__ import annotations
 
 from datetime import date
 
-from course_lib.rerank import AdvancedReranker
-
-
-def _meta(c: dict, key: str):
-    return c.get(key, (c.get("metadata") or {}).get(key))
+from course_lib.domains.common import check_ranker, meta as _meta, rerank_pool, validate_domain_query
+from course_lib.rerank import AdvancedReranker, Ranker
 
 
 class ComplianceRerankingSystem:
     """Rerank regulatory passages for a jurisdiction and a document type.
 
     Args:
-        reranker: an :class:`AdvancedReranker` (None = the course reranker).
+        reranker: a :class:`~course_lib.rerank.Ranker` (None = an :class:`AdvancedReranker` on
+            the course reranker).
         threshold: probability threshold (compliance wants few, trustworthy results).
         type_bonus: added to the probability of passages of the requested document type.
         recency_bonus: up to this much added for a rule effective this year, decaying linearly
             to 0 over ``recency_years``.
     """
 
-    def __init__(self, reranker: AdvancedReranker | None = None, threshold: float = 0.6,
+    def __init__(self, reranker: Ranker | None = None, threshold: float = 0.6,
                  type_bonus: float = 0.05, recency_bonus: float = 0.05, recency_years: int = 10, today: date | None = None):
-        self.reranker = reranker or AdvancedReranker()
+        self.reranker = check_ranker(reranker) if reranker is not None else AdvancedReranker()
         self.threshold = threshold
         self.type_bonus = type_bonus
         self.recency_bonus = recency_bonus
@@ -47,10 +45,17 @@ class ComplianceRerankingSystem:
     @staticmethod
     def filter_by_jurisdiction(candidates: list[dict], jurisdiction: str | None) -> list[dict]:
         """Keep passages of that jurisdiction, or with none recorded ("global"); None keeps all."""
+        return [candidates[i] for i in ComplianceRerankingSystem.jurisdiction_matches(candidates, jurisdiction)]
+
+    @staticmethod
+    def jurisdiction_matches(candidates: list[dict], jurisdiction: str | None) -> list[int]:
+        """Positions of the candidates :meth:`filter_by_jurisdiction` keeps."""
+        if jurisdiction is not None and not isinstance(jurisdiction, str):
+            raise TypeError(f"jurisdiction must be a string or None, got {type(jurisdiction).__name__}")
         if not jurisdiction:
-            return list(candidates)
+            return list(range(len(candidates)))
         j = jurisdiction.lower()
-        return [c for c in candidates if str(_meta(c, "jurisdiction") or "global").lower() in {j, "global"}]
+        return [i for i, c in enumerate(candidates) if str(_meta(c, "jurisdiction") or "global").lower() in {j, "global"}]
 
     @staticmethod
     def add_regulatory_context(query: str, jurisdiction: str | None, document_type: str | None) -> str:
@@ -78,13 +83,17 @@ class ComplianceRerankingSystem:
 
         Each result keeps ``relevance_score`` (the model's probability) and adds
         ``compliance_score`` (with document-type and recency adjustments) and ``jurisdiction_ok``.
-        An empty filtered list returns ``[]``.
+        An empty filtered list returns ``[]``; ``original_position`` indexes the caller's list.
+        The query must hold text of its own (context appended to an empty query is no question).
         """
-        pool = self.filter_by_jurisdiction(candidates, jurisdiction)
-        if not pool:
-            return []
+        validate_domain_query(query, candidates, top_k)
+        if document_type is not None and not isinstance(document_type, str):
+            raise TypeError(f"document_type must be a string or None, got {type(document_type).__name__}")
+        keep = self.jurisdiction_matches(candidates, jurisdiction)
         enhanced = self.add_regulatory_context(query, jurisdiction, document_type)
-        ranked = self.reranker.rerank_with_confidence(enhanced, pool, top_k=None, score_threshold=self.threshold)
+        ranked = rerank_pool(self.reranker, enhanced, candidates, keep, self.threshold)
+        if not ranked:
+            return []
         out = []
         for r in ranked:
             bonus = self.type_bonus if document_type and str(_meta(r, "document_type") or "").lower() == document_type.lower() else 0.0

@@ -20,7 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from course_lib.rerank import AdvancedReranker
+from course_lib.domains.common import as_str_list, check_ranker, meta, rerank_pool, validate_domain_query
+from course_lib.rerank import AdvancedReranker, Ranker
 
 SPECIALTY_KEYWORDS = {
     "cardiology": ["heart", "cardiac", "chest pain", "hypertension", "ecg", "arrhythmia", "myocardial"],
@@ -50,27 +51,31 @@ class MedicalRerankingSystem:
     """Rerank clinical passages for a query and a patient.
 
     Args:
-        reranker: the general :class:`AdvancedReranker` (None = the course reranker).
-        specialty_rerankers: optional ``{specialty: AdvancedReranker}`` (for example fine-tuned
-            models from notebook 03); a specialty without one uses ``reranker``.
+        reranker: the general :class:`~course_lib.rerank.Ranker` (anything with
+            ``rerank_with_confidence``; None = an :class:`AdvancedReranker` on the course reranker).
+        specialty_rerankers: optional ``{specialty: Ranker}`` (for example fine-tuned models
+            from notebook 03); a specialty without one uses ``reranker``.
         thresholds: probability threshold per specialty.
     """
 
-    def __init__(self, reranker: AdvancedReranker | None = None, specialty_rerankers: dict | None = None,
+    def __init__(self, reranker: Ranker | None = None, specialty_rerankers: dict | None = None,
                  thresholds: dict | None = None):
-        self.reranker = reranker or AdvancedReranker()
-        self.specialty_rerankers = dict(specialty_rerankers or {})
+        self.reranker = check_ranker(reranker) if reranker is not None else AdvancedReranker()
+        self.specialty_rerankers = {s: check_ranker(r) for s, r in (specialty_rerankers or {}).items()}
         self.thresholds = {**SPECIALTY_THRESHOLDS, **(thresholds or {})}
 
     @staticmethod
     def enhance_query(query: str, patient_context: dict | None) -> str:
-        """Append age, conditions and medications to the query (the course's approach)."""
-        ctx = patient_context or {}
+        """Append age, conditions and medications to the query (the course's approach).
+
+        ``conditions`` and ``medications`` may be one string or a list of strings.
+        """
+        ctx = _context(patient_context)
         parts = []
         if ctx.get("age") is not None:
             parts.append(f"age {ctx['age']}")
-        parts.extend(ctx.get("conditions") or [])
-        parts.extend(ctx.get("medications") or [])
+        parts.extend(as_str_list(ctx.get("conditions"), "conditions"))
+        parts.extend(as_str_list(ctx.get("medications"), "medications"))
         return f"{query} {' '.join(parts)}".strip()
 
     @staticmethod
@@ -87,21 +92,26 @@ class MedicalRerankingSystem:
         A passage may list ``contraindications`` (conditions or medications, in its dict or its
         ``metadata``); it is excluded when one matches the patient's conditions or medications.
         """
-        ctx = patient_context or {}
-        patient = {x.lower() for x in (ctx.get("conditions") or []) + (ctx.get("medications") or [])}
-        contra = candidate.get("contraindications") or (candidate.get("metadata") or {}).get("contraindications") or []
-        if isinstance(contra, str):
+        ctx = _context(patient_context)
+        patient = {x.lower() for x in as_str_list(ctx.get("conditions"), "conditions") + as_str_list(ctx.get("medications"), "medications")}
+        contra = meta(candidate, "contraindications") or []
+        if isinstance(contra, str):  # a comma-separated string, as metadata stores often hold lists
             contra = [c.strip() for c in contra.split(",")]
-        clash = sorted(patient & {c.lower() for c in contra})
+        clash = sorted(patient & {c.lower() for c in as_str_list(contra, "contraindications")})
         return f"contraindicated for: {', '.join(clash)}" if clash else None
 
     def rerank_medical_query(self, query: str, patient_context: dict | None, candidates: list[dict], top_k: int = 10) -> MedicalResult:
-        """Enhance the query, pick the specialty's reranker and threshold, rerank, apply safety rules."""
+        """Enhance the query, pick the specialty's reranker and threshold, rerank, apply safety rules.
+
+        The query must hold text of its own: patient context appended to an empty query does
+        not make it a question.
+        """
+        validate_domain_query(query, candidates, top_k)
         enhanced = self.enhance_query(query, patient_context)
         specialty = self.detect_specialty(enhanced)
         reranker = self.specialty_rerankers.get(specialty, self.reranker)
         threshold = self.thresholds.get(specialty, self.thresholds["general"])
-        ranked = reranker.rerank_with_confidence(enhanced, candidates, top_k=None, score_threshold=threshold)
+        ranked = rerank_pool(reranker, enhanced, candidates, list(range(len(candidates))), threshold)
         kept, excluded = [], []
         for r in ranked:
             reason = self.safety_check(r, patient_context)
@@ -110,3 +120,11 @@ class MedicalRerankingSystem:
             else:
                 kept.append({**r, "specialty": specialty})
         return MedicalResult(kept[:top_k], excluded, specialty, enhanced, threshold)
+
+
+def _context(patient_context) -> dict:
+    if patient_context is None:
+        return {}
+    if not isinstance(patient_context, dict):
+        raise TypeError(f"patient_context must be a dict or None, got {type(patient_context).__name__}")
+    return patient_context

@@ -21,7 +21,6 @@ Example
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.callbacks import Callbacks
@@ -29,7 +28,7 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field
 
-from course_lib.rerank import CrossEncoderScorer
+from course_lib.rerank import CrossEncoderScorer, Scorer, rank_results, validate_query, validate_rank_args
 
 
 def _default_scorer():
@@ -37,12 +36,14 @@ def _default_scorer():
 
 
 class CourseCrossEncoder(BaseCrossEncoder):
-    """LangChain's ``BaseCrossEncoder`` over a course :class:`~course_lib.rerank.Reranker`.
+    """LangChain's ``BaseCrossEncoder`` over a course :class:`~course_lib.rerank.Scorer`.
 
     ``score`` returns probabilities, so the stock ``CrossEncoderReranker`` works with it too.
     """
 
-    def __init__(self, reranker=None):
+    def __init__(self, reranker: Scorer | None = None):
+        if reranker is not None and not isinstance(reranker, Scorer):
+            raise TypeError(f"reranker must be a course_lib.rerank.Scorer, got {type(reranker).__name__}")
         self.reranker = reranker if reranker is not None else _default_scorer()
 
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
@@ -58,7 +59,7 @@ class ScoredCrossEncoderReranker(BaseDocumentCompressor):
     ``metadata["rerank_position"]`` (from 0); documents below ``score_threshold`` are dropped.
     """
 
-    reranker: Any = Field(default_factory=_default_scorer)
+    reranker: Scorer = Field(default_factory=_default_scorer)
     top_n: int = 10
     score_threshold: float = 0.0
 
@@ -67,20 +68,21 @@ class ScoredCrossEncoderReranker(BaseDocumentCompressor):
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
+        validate_query(query)
+        validate_rank_args(self.top_n, self.score_threshold)
         docs = list(documents)
         if not docs:
             return []
         logits = self.reranker.score(query, [d.page_content for d in docs])
-        probs = self.reranker.probabilities(logits)
-        order = sorted(range(len(docs)), key=lambda i: (-float(logits[i]), i))
+        ranked = rank_results([{"text": d.page_content} for d in docs], logits, self.reranker.probabilities(logits),
+                              top_k=self.top_n, score_threshold=self.score_threshold)
         out = []
-        for pos, i in enumerate(order):
-            if float(probs[i]) < self.score_threshold:
-                continue
-            meta = dict(docs[i].metadata)
-            meta.update(relevance_score=float(probs[i]), rerank_logit=float(logits[i]), rerank_position=pos)
-            out.append(Document(page_content=docs[i].page_content, metadata=meta, id=docs[i].id))
-        return out[: self.top_n]
+        for r in ranked:
+            doc = docs[r["original_position"]]
+            meta = {**doc.metadata, "relevance_score": r["relevance_score"], "rerank_logit": r["logit"],
+                    "rerank_position": r["reranked_position"]}
+            out.append(Document(page_content=doc.page_content, metadata=meta, id=doc.id))
+        return out
 
 
 def course_embeddings(name: str | None = None, device: str | None = None):
@@ -112,7 +114,7 @@ def create_production_reranking_pipeline(
     Args:
         documents: added to the store (by their ``id``, so re-adding replaces rather than
             duplicates); None reopens an existing store.
-        reranker: a course :class:`~course_lib.rerank.Reranker` (default: the course reranker).
+        reranker: a course :class:`~course_lib.rerank.Scorer` (default: the course reranker).
         embeddings: a LangChain ``Embeddings`` (default: :func:`course_embeddings`).
 
     Use it with ``retriever.invoke("your question")``.

@@ -17,14 +17,15 @@ starts from noise and, on a few thousand training pairs, collapses.
 scale (the loss is blind to the bias), and afterwards both are fitted on held-out labels
 (Platt scaling) so that ``sigmoid(logit)`` is a calibrated probability of relevance.
 
-Importing :mod:`course_lib` registers the config and model with transformers' Auto
-classes, so ``AutoModelForSequenceClassification.from_pretrained(path)`` and
+:func:`register` adds the config and model to transformers' Auto classes, so
+``AutoModelForSequenceClassification.from_pretrained(path)`` and
 ``sentence_transformers.CrossEncoder(path)`` load a saved course reranker without
-``trust_remote_code``.
+``trust_remote_code``.  :func:`course_lib.models.load_reranker` calls it; ``import course_lib``
+does not (it stays light: no torch, no transformers).
 
 Example
 -------
->>> import course_lib  # registers the classes
+>>> register()
 >>> from transformers import AutoConfig
 >>> AutoConfig.for_model("course-reranker").model_type
 'course-reranker'
@@ -87,7 +88,7 @@ def segment_means(
     """
     special = torch.zeros_like(input_ids, dtype=torch.bool)
     for tid in special_token_ids:
-        special |= input_ids == tid
+        special = special | (input_ids == tid)  # out of place: torch.onnx.export traces it
     content = attention_mask.bool() & ~special
     q_mask = (content & (token_type_ids == 0)).unsqueeze(-1).to(hidden.dtype)
     d_mask = (content & (token_type_ids == 1)).unsqueeze(-1).to(hidden.dtype)

@@ -8,14 +8,17 @@ The recipe, step by step:
    (a later stage may take half of them from the earlier model's own near misses: ``neg_miner``).
 3. Add *pseudo-query* groups from the corpus itself: a document's title is the query, its
    body the positive, the title's dense neighbours the negatives.  No labels are used.
-4. Train the segment mean-pool cosine cross-encoder (:mod:`course_lib.modeling`) on groups of
+4. Train the segment mean-pool cosine cross-encoder (:mod:`course_lib.course_reranker.modeling`) on groups of
    one positive + negatives with softmax cross-entropy over the group (logits at a fixed scale),
    plus ``kl_weight`` x KL(bi-encoder's group distribution || model's) to keep what the
    bi-encoder knew.  AdamW, linear warm-up/decay, deterministic seed, tqdm progress.
 5. On the dev queries: fit the head's scale and bias (Platt scaling) so ``sigmoid(logit)`` is a
-   calibrated probability, and measure NDCG@10 by fusion weight (see :mod:`course_lib.fusion`).
+   calibrated probability, and measure NDCG@10 by fusion weight (see :mod:`course_lib.fusion`):
+   :mod:`course_lib.course_reranker.selection`.
 
-Every number the model card reports comes from :func:`calibrate_and_report`.
+The learner modules supply the pieces a learner meets first: the listwise loss
+(:func:`course_lib.losses.group_softmax_cross_entropy`), query capping
+(:func:`course_lib.rerank.cap_query`) and bf16 autocast (:func:`course_lib.models.autocast`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ import torch
 
 from course_lib.data import Dataset, document_text, load_beir
 from course_lib.dense import DenseIndex, encode_texts
+from course_lib.losses import group_softmax_cross_entropy
+from course_lib.models import autocast
+from course_lib.rerank import cap_query
+from course_lib.training import negative_pool
 
 
 @dataclass
@@ -71,14 +78,6 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def cap_query(tokenizer, query: str, max_tokens: int) -> str:
-    """Cut a query to ``max_tokens`` word pieces (so a long query never crowds out the document)."""
-    ids = tokenizer(query, add_special_tokens=False)["input_ids"]
-    if len(ids) <= max_tokens:
-        return query
-    return tokenizer.decode(ids[:max_tokens])
-
-
 def label_groups(ds: Dataset, index: DenseIndex, cfg: RecipeConfig, rng: random.Random, show_progress=True,
                  reranker=None) -> list[Group]:
     """One group per judged (query, positive): the positive and hard negatives from the dense ranking.
@@ -90,13 +89,13 @@ def label_groups(ds: Dataset, index: DenseIndex, cfg: RecipeConfig, rng: random.
     """
     qids = sorted(ds.queries)
     q_emb = encode_texts([ds.queries[q] for q in qids], index.embedder, show_progress=show_progress)
-    lo, hi = cfg.neg_ranks
+    hi = cfg.neg_ranks[1]
     hits = index.search_vectors(q_emb, hi)
     logits = _reranker_logits(ds, qids, hits, reranker, cfg, show_progress) if reranker is not None else None
     groups = []
     for qid, qe, ranking in zip(qids, q_emb, hits):
         judged = ds.qrels.get(qid, {})
-        pool = [d for d, _ in ranking[lo - 1 : hi] if judged.get(d, 0) <= 0]
+        pool = negative_pool(ranking, judged, cfg.neg_ranks)
         for pos in sorted(d for d, g in judged.items() if g > 0 and d in ds.corpus):
             if logits is None:
                 groups += _sample_group(ds, index, qid, qe, pos, pool, cfg, rng)
@@ -123,7 +122,7 @@ def _reranker_logits(ds: Dataset, qids, hits, reranker, cfg: RecipeConfig, show_
     device = "cuda" if torch.cuda.is_available() else "cpu"
     for qid, ranking in tqdm(list(zip(qids, hits)), desc="scoring candidates with the reranker", disable=not show_progress):
         docs = list(dict.fromkeys([d for d, _ in ranking] + [d for d, g in ds.qrels.get(qid, {}).items() if g > 0 and d in ds.corpus]))
-        with torch.no_grad(), _autocast(device, cfg.bf16):
+        with torch.no_grad(), autocast(device, cfg.bf16):
             scores = reranker.score_pairs([(ds.queries[qid], ds.doc_text(d)) for d in docs])
         out[qid] = dict(zip(docs, map(float, scores)))
     return out
@@ -185,14 +184,6 @@ def pseudo_groups(corpus: dict, index: DenseIndex, cfg: RecipeConfig, rng: rando
     return groups
 
 
-def _autocast(device: str, enabled: bool):
-    from course_lib.models import bf16_supported
-
-    if enabled and device in ("cpu", "cuda") and bf16_supported(device):
-        return torch.autocast(device, dtype=torch.bfloat16)
-    return torch.autocast(device, enabled=False)
-
-
 def train_groups(model, tokenizer, groups: list[Group], cfg: RecipeConfig, device: str = "cpu", show_progress=True, log=print):
     """Listwise training on groups; returns a list of per-step losses."""
     from tqdm.auto import tqdm
@@ -218,19 +209,18 @@ def train_groups(model, tokenizer, groups: list[Group], cfg: RecipeConfig, devic
         for s in range(steps_per_epoch):
             batch = [groups[i] for i in order[s * cfg.groups_per_step : (s + 1) * cfg.groups_per_step]]
             sizes = [len(g.docs) for g in batch]
-            qs = [cap_query(tokenizer, g.query, cfg.max_query_tokens) for g in batch for _ in g.docs]
+            qs = [cap_query(tokenizer, g.query, cfg.max_query_tokens)[0] for g in batch for _ in g.docs]
             ds = [d for g in batch for d in g.docs]
             enc = tokenizer(qs, ds, truncation="only_second", max_length=cfg.max_length, padding=True, return_tensors="pt")
             enc = {k: v.to(device) for k, v in enc.items()}
-            with _autocast(device, cfg.bf16):
+            with autocast(device, cfg.bf16):
                 logits = model(**enc).logits.view(-1).float()
             loss = torch.zeros((), device=device)
             start = 0
             for g, n in zip(batch, sizes):
                 lg = logits[start : start + n]
                 start += n
-                ce = -torch.log_softmax(lg, 0)[0]
-                loss = loss + ce
+                loss = loss + group_softmax_cross_entropy(lg, [1.0] + [0.0] * (n - 1))  # positive first
                 if cfg.kl_weight > 0:
                     t = torch.softmax(torch.tensor(g.teacher, device=device) * cfg.train_scale, 0)
                     kl = torch.sum(t * (torch.log(t + 1e-12) - torch.log_softmax(lg, 0)))
@@ -277,7 +267,7 @@ def train_reranker(
     """
     from transformers import AutoTokenizer
 
-    from course_lib.modeling import from_bi_encoder
+    from course_lib.course_reranker.modeling import from_bi_encoder
     from course_lib.models import bundled_embedder_path, load_embedder, pick_device
 
     cfg = cfg or RecipeConfig()
@@ -325,7 +315,7 @@ def train_reranker(
         f"({len(groups)} used); dev: {len(dev.queries)} queries")
     base = bundled_embedder_path()
     if init_from is not None:
-        from course_lib.modeling import CourseRerankerModel, register
+        from course_lib.course_reranker.modeling import CourseRerankerModel, register
 
         register()
         model = CourseRerankerModel.from_pretrained(str(init_from), dtype=torch.float32)
@@ -372,106 +362,3 @@ def save_model(model, tokenizer, out: Path, max_length: int, half: bool = False)
         model.float()
     ce = CrossEncoder(str(out), max_length=max_length, device="cpu")
     ce.save_pretrained(str(out))
-
-
-def calibrate_and_report(
-    model_dir,
-    data_dir,
-    dataset: str = "scifact",
-    depth: int = 30,
-    max_length: int | None = None,
-    weights=tuple(round(0.05 * i, 2) for i in range(21)),
-    show_progress: bool = True,
-) -> dict:
-    """Fit the head's scale/bias on the dev queries held out of training, and pick a fusion weight.
-
-    Reranks the dense top ``depth`` of each dev query (from ``training.json``), fits Platt
-    scaling on (logit, judged relevant) pairs and folds it into the head
-    (``scale' = a * scale``, ``bias' = a * bias + b``), then measures NDCG@10 on the same dev
-    queries for each fusion weight.  Writes ``calibration_report.json`` beside the weights.
-    Only *training-split* queries are used: nothing here sees a test split.
-    """
-    from course_lib import metrics
-    from course_lib.calibration import Calibration, expected_calibration_error
-    from course_lib.evaluation import first_stage_run, fused_run, rerank_scores
-    from course_lib.models import load_reranker
-    from course_lib.modeling import CourseRerankerModel
-    from course_lib.rerank import CrossEncoderScorer
-    from transformers import AutoTokenizer
-
-    model_dir = Path(model_dir)
-    info = json.loads((model_dir / "training.json").read_text())
-    full = load_beir(dataset, "train", data_dir=data_dir)
-    dev = full.subset(info["dev_query_ids"])
-    first = first_stage_run(dev, "dense", depth, show_progress=show_progress)
-    ce = load_reranker(str(model_dir), max_length=max_length)
-    scorer = CrossEncoderScorer(ce)
-    scores, seconds, n_pairs = rerank_scores(dev, first, scorer, None, show_progress=show_progress)
-    logits, labels = [], []
-    for q, cands in scores.items():
-        for d, z in cands.items():
-            logits.append(z)
-            labels.append(1 if dev.qrels[q].get(d, 0) > 0 else 0)
-    before = expected_calibration_error(Calibration().probabilities(logits), labels)
-    cal = Calibration.fit(logits, labels)
-    after_in_sample = expected_calibration_error(cal.probabilities(logits), labels)
-    sweep = {w: metrics.mean(metrics.ndcg(fused_run(first, scores, w), dev.qrels, 10)) for w in weights}
-    best_w = max(sweep, key=lambda w: (round(sweep[w], 4), -abs(w - 0.5)))
-    # fold the calibration into the head
-    model = CourseRerankerModel.from_pretrained(str(model_dir))
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    with torch.no_grad():
-        model.logit_bias.copy_(cal.a * model.logit_bias + cal.b)
-        model.logit_scale.mul_(cal.a)
-    model.config.head_scale = float(model.logit_scale)
-    model.config.head_bias = float(model.logit_bias)
-    save_model(model, tok, model_dir, max_length or ce.max_seq_length)
-    report = {
-        "dev_queries": len(dev.queries),
-        "depth": depth,
-        "max_length": max_length or ce.max_seq_length,
-        "pairs": n_pairs,
-        "pairs_per_second": round(n_pairs / sum(seconds.values()), 1) if seconds else None,
-        "platt": {"a": cal.a, "b": cal.b},
-        "ece_plain_sigmoid_before": round(before, 4),
-        "ece_after_in_sample": round(after_in_sample, 4),
-        "dev_ndcg@10_dense": round(metrics.mean(metrics.ndcg(first, dev.qrels, 10)), 4),
-        "dev_ndcg@10_by_fusion_weight": {str(w): round(v, 4) for w, v in sweep.items()},
-        "dev_best_fusion_weight": best_w,  # depth-`depth` dev only; the default comes from select_fusion_weight.py
-    }
-    (model_dir / "calibration_report.json").write_text(json.dumps(report, indent=1))
-    return report
-
-
-def select_fusion_weight(tuning: dict, tolerance: float = 0.005) -> dict:
-    """Pick the fusion weight that does best *across domains*, among weights that are safe everywhere.
-
-    Args:
-        tuning: ``{collection: ({weight: NDCG@10}, first-stage NDCG@10)}`` on tuning queries only
-            (SciFact train queries held out of training; half of an out-of-domain collection) —
-            never the queries a result is reported on.
-        tolerance: a weight is *safe* if, on every collection, fused >= first stage - tolerance.
-
-    The choice maximises the mean gain over the first stage across the collections (each domain
-    counts once, whatever its level); ties go to the weight nearer 0.5.  If no weight is safe,
-    the one with the smallest worst-case loss.
-
-    Returns ``{"weight", "safe_weights", "mean_gain", "gain_by_collection"}``.
-
-    >>> t = {"a": ({0.0: .6, 0.5: .7, 1.0: .72}, .6), "b": ({0.0: .4, 0.5: .41, 1.0: .35}, .4)}
-    >>> select_fusion_weight(t)["weight"]
-    0.5
-    """
-    weights = sorted(set.intersection(*(set(sweep) for sweep, _ in tuning.values())))
-    gains = {w: {name: sweep[w] - base for name, (sweep, base) in tuning.items()} for w in weights}
-    safe = [w for w in weights if min(gains[w].values()) >= -tolerance]
-    if safe:
-        best = max(safe, key=lambda w: (round(float(np.mean(list(gains[w].values()))), 4), -abs(w - 0.5)))
-    else:
-        best = max(weights, key=lambda w: min(gains[w].values()))
-    return {
-        "weight": best,
-        "safe_weights": safe,
-        "mean_gain": round(float(np.mean(list(gains[best].values()))), 4),
-        "gain_by_collection": {name: round(g, 4) for name, g in gains[best].items()},
-    }

@@ -1,0 +1,135 @@
+"""Runs: ranked lists for every query of a dataset, from each stage of the pipeline.
+
+A *run* is ``{query_id: {doc_id: score}}`` (higher ranks higher), the format
+:mod:`course_lib.metrics` scores.
+
+* :func:`first_stage_run` — dense, BM25 or hybrid (reciprocal-rank fusion) top K;
+* :func:`rerank_scores` — a :class:`~course_lib.rerank.Scorer`'s logits for every candidate of a
+  run, through an optional on-disk :class:`~course_lib.caches.ScoreCache`;
+* :func:`fused_run` — the pipeline's per-query z-score fusion of the two stages (:mod:`course_lib.fusion`);
+* :func:`top_k_run` — the same run cut to its top k per query.
+
+Example
+-------
+>>> from course_lib.data import load_course_corpus
+>>> ds = load_course_corpus()
+>>> run = first_stage_run(ds, "bm25", k=5)
+>>> len(run) == len(ds.queries), max(len(c) for c in run.values())
+(True, 5)
+"""
+
+from __future__ import annotations
+
+import time
+
+from course_lib import metrics
+from course_lib.data import Dataset
+from course_lib.fusion import DEFAULT_FUSION_WEIGHT, rrf, zscore_fuse
+
+Run = dict[str, dict[str, float]]
+FIRST_STAGES = ("dense", "bm25", "hybrid")
+
+
+def first_stage_run(ds: Dataset, kind: str = "dense", k: int = 100, embedder=None, show_progress: bool = False,
+                    index=None) -> Run:
+    """Top-``k`` of ``kind`` in {"dense", "bm25", "hybrid"} for every query: ``{qid: {doc_id: score}}``.
+
+    Hybrid is reciprocal-rank fusion of the dense and BM25 top ``k``.  The dense index is built
+    once per corpus and cached on disk (:mod:`course_lib.caches`).
+    """
+    from course_lib.dense import DenseIndex, encode_texts
+    from course_lib.retrieval import BM25Retriever
+
+    if kind not in FIRST_STAGES:
+        raise ValueError(f"first stage must be one of {', '.join(FIRST_STAGES)}, got {kind!r}")
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    qids = sorted(ds.queries)
+    texts = [ds.queries[q] for q in qids]
+    runs = {}
+    if kind in {"dense", "hybrid"}:
+        index = index or DenseIndex.build(ds.corpus, embedder, cache_key=ds.name, show_progress=show_progress)
+        hits = index.search_vectors(encode_texts(texts, index.embedder, show_progress=show_progress), k)
+        runs["dense"] = {q: dict(h) for q, h in zip(qids, hits)}
+    if kind in {"bm25", "hybrid"}:
+        bm25 = BM25Retriever(ds.corpus)
+        runs["bm25"] = {q: dict(h) for q, h in zip(qids, bm25.search(texts, k))}
+    if kind != "hybrid":
+        return runs[kind]
+    out = {}
+    for q in qids:
+        fused = rrf([metrics.ranked(runs[n][q]) for n in ("dense", "bm25")])
+        out[q] = {d: fused[d] for d in metrics.ranked(fused, k)}
+    return out
+
+
+def top_k_run(run: Run, k: int) -> Run:
+    """Each query's top ``k`` (trec_eval order), scores kept."""
+    return {q: {d: c[d] for d in metrics.ranked(c, k)} for q, c in run.items()}
+
+
+def rerank_scores(
+    ds: Dataset,
+    run: Run,
+    scorer,
+    cache=None,
+    chunk_queries: int = 8,
+    show_progress: bool = True,
+) -> tuple[Run, dict[str, float], int]:
+    """A scorer's logits for every candidate in ``run``.
+
+    Returns ``(scores run, seconds spent scoring per query, pairs scored)``; cached pairs
+    cost nothing (and count neither as time nor pairs).  With ``chunk_queries=1`` the
+    per-query seconds are real per-query latencies; with larger chunks they are the chunk's
+    time shared out by pairs.
+    """
+    from tqdm.auto import tqdm
+
+    out: Run = {}
+    todo = []
+    for q, cands in run.items():
+        out[q] = {}
+        for d in cands:
+            v = cache.get(ds.queries[q], d) if cache else None
+            if v is None:
+                todo.append((q, d))
+            else:
+                out[q][d] = v
+    seconds: dict[str, float] = {}
+    by_q: dict[str, list[str]] = {}
+    for q, d in todo:
+        by_q.setdefault(q, []).append(d)
+    qs = list(by_q)
+    bar = tqdm(total=len(todo), desc="reranking pairs", disable=not show_progress or not todo, unit="pair")
+    for i in range(0, len(qs), chunk_queries):
+        chunk = qs[i : i + chunk_queries]
+        pairs = [(ds.queries[q], ds.doc_text(d)) for q in chunk for d in by_q[q]]
+        t0 = time.perf_counter()
+        logits = scorer.score_pairs(pairs)
+        dt = time.perf_counter() - t0
+        for q in chunk:
+            seconds[q] = dt * len(by_q[q]) / max(1, len(pairs))
+        j = 0
+        for q in chunk:
+            for d in by_q[q]:
+                out[q][d] = float(logits[j])
+                if cache is not None:
+                    cache.put(ds.queries[q], d, float(logits[j]))
+                j += 1
+        bar.update(len(pairs))
+        if cache is not None and i % (chunk_queries * 10) == 0:
+            cache.save()
+    bar.close()
+    if cache is not None and todo:
+        cache.save()
+    return out, seconds, len(todo)
+
+
+def fused_run(first: Run, rerank: Run, weight: float = DEFAULT_FUSION_WEIGHT) -> Run:
+    """Per-query z-score fusion of the two stages' scores over each query's candidates."""
+    out = {}
+    for q, cands in first.items():
+        docs = list(cands)
+        fused = zscore_fuse([rerank[q][d] for d in docs], [cands[d] for d in docs], weight)
+        out[q] = dict(zip(docs, fused))
+    return out
