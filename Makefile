@@ -21,11 +21,13 @@ course: setup
 	$(BIN)/course-lib check || true
 	cd notebooks && ../$(BIN)/jupyter lab
 
+# tests/ and the docstring examples of course_lib, then every notebook and solution under nbval
 test: setup
-	$(BIN)/python -m pytest -p no:cacheprovider -ra tests notebooks solutions $(NBVAL)
+	$(BIN)/python -m pytest -p no:cacheprovider -ra --doctest-modules tests course_lib notebooks solutions $(NBVAL)
 
+# the quick loop: everything not marked slow (see pyproject.toml for the markers)
 unit: setup
-	$(BIN)/python -m pytest -p no:cacheprovider -ra tests
+	$(BIN)/python -m pytest -p no:cacheprovider -ra -m "not slow" --doctest-modules tests course_lib
 
 # Re-execute notebooks in place after a change that affects them (outputs are committed).
 execute: setup

@@ -65,3 +65,10 @@ def course_ds():
     from course_lib.data import load_course_corpus
 
     return load_course_corpus()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that use the benchmark data directory carry the ``needs_data`` marker."""
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.needs_data)
