@@ -92,6 +92,26 @@ class Dataset:
         return self.subset(sorted(qids[n_small:])), self.subset(sorted(qids[:n_small]))
 
 
+def judged_pairs(ds: "Dataset", query_ids=None) -> tuple[list[tuple[str, str]], list[int]]:
+    """Every judged (query, document) pair of the given queries (default: all), with 0/1 labels.
+
+    Label 1 = judged relevant (grade > 0).  Pairs come query by query, documents in id order, so
+    the same call gives the same list everywhere (calibration fits, threshold choices).
+
+    >>> ds = load_course_corpus()
+    >>> pairs, labels = judged_pairs(ds, sorted(ds.queries)[:1])
+    >>> len(pairs) == len(labels) > 0, set(labels) <= {0, 1}
+    (True, True)
+    """
+    qids = sorted(ds.queries) if query_ids is None else list(query_ids)
+    pairs, labels = [], []
+    for q in qids:
+        for d, g in sorted(ds.qrels.get(q, {}).items()):
+            pairs.append((ds.queries[q], ds.doc_text(d)))
+            labels.append(int(g > 0))
+    return pairs, labels
+
+
 def document_text(doc: dict) -> str:
     """``"title text"`` — BEIR's convention, so dense scores match published figures
     (all-MiniLM-L6-v2 on SciFact test: NDCG@10 0.645) — or just the text when the title is

@@ -379,3 +379,44 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def gradient_probe(records: list[dict], model=None, n: int = 8, max_length: int = 128,
+                   head_scale: float = 20.0) -> dict:
+    """Why a sigmoid inside a ranking loss stalls training: loss and gradient norm, both ways.
+
+    Takes a fresh copy of the course reranker (or ``model``, a path) with the head it had
+    straight after listwise training (``logit = head_scale x cosine``, no bias), so its logits
+    are large, as with many trained models.  On the first ``n`` records it computes
+    sentence-transformers' ``MultipleNegativesRankingLoss`` twice: with the library's default
+    sigmoid activation (scale 10) and on raw logits (Identity, scale 1), and returns
+    ``{name: {"loss", "gradient_norm"}}``.  A saturated sigmoid makes every candidate look the
+    same (the loss sits near ln(group size)) and the gradient nearly vanishes.
+    """
+    import torch
+    from sentence_transformers import CrossEncoder
+    from sentence_transformers.cross_encoder import losses
+
+    from course_lib.course_reranker.modeling import register
+    from course_lib.models import ENV_RERANKER, _resolve, course_reranker_path
+
+    validate_records(records)
+    register()
+    path, _ = _resolve(model, ENV_RERANKER, course_reranker_path(), "reranker")
+    probe = CrossEncoder(path, max_length=max_length, device="cpu")
+    head = probe[0].auto_model
+    with torch.no_grad():
+        head.logit_scale.fill_(head_scale)
+        head.logit_bias.zero_()
+    batch = records[:n]
+    inputs = [[r["query"] for r in batch], [r["positive_doc"] for r in batch], [r["negative_doc"] for r in batch]]
+    out = {}
+    for name, act, scale in [("sigmoid (library default)", torch.nn.Sigmoid(), 10.0),
+                             ("raw logits (Identity)", torch.nn.Identity(), 1.0)]:
+        loss_fn = losses.MultipleNegativesRankingLoss(probe, scale=scale, activation_fn=act)
+        probe.zero_grad()
+        value = loss_fn(inputs, torch.zeros(len(batch)))
+        value.backward()
+        grad = torch.sqrt(sum((p.grad ** 2).sum() for p in probe.parameters() if p.grad is not None)).item()
+        out[name] = {"loss": float(value.item()), "gradient_norm": float(grad)}
+    return out

@@ -8,30 +8,30 @@ wires it to a query box and K / M / threshold sliders.  Without a live kernel fr
 from __future__ import annotations
 
 
-def results_table(pipeline, query: str, k: int = 50, m: int = 5, threshold: float = 0.0, qrels: dict | None = None):
-    """Run ``pipeline.search`` and return a DataFrame of the top ``m``: rank, id, both stages, label."""
+def results_frame(results, qrels: dict | None = None, width: int = 90):
+    """A DataFrame of pipeline results (a :class:`~course_lib.pipeline.SearchResult` or its list):
+    rank, id, both stages' ranks, p(relevant), the label when ``qrels`` are given, and the text."""
     import pandas as pd
 
-    saved = pipeline.score_threshold
-    pipeline.score_threshold = threshold
-    try:
-        res = pipeline.search(query, k=k, m=m)
-    finally:
-        pipeline.score_threshold = saved
     rows = []
-    for r in res.results:
+    for r in getattr(results, "results", results):
         row = {
             "rank": r["rank"],
             "id": r["id"],
             "first-stage rank": r["first_stage_rank"],
             "rerank rank": r["rerank_rank"],
             "p(relevant)": round(r["relevance_score"], 3),
-            "text": r["text"][:90] + ("…" if len(r["text"]) > 90 else ""),
         }
         if qrels is not None:
             row["label"] = qrels.get(r["id"], "-")
+        row["text"] = r["text"][:width] + ("…" if len(r["text"]) > width else "")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def results_table(pipeline, query: str, k: int = 50, m: int = 5, threshold: float = 0.0, qrels: dict | None = None):
+    """Run ``pipeline.search`` and return :func:`results_frame` of the top ``m`` (the pipeline is not changed)."""
+    return results_frame(pipeline.search(query, k=k, m=m, score_threshold=threshold), qrels)
 
 
 def make_explorer(pipeline, default_query: str = "How do vaccines protect against disease?", labelled: dict | None = None):
