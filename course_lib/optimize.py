@@ -45,11 +45,9 @@ def jaccard(a: str, b: str) -> float:
     return len(sa & sb) / len(union) if union else 0.0
 
 
-def pre_filter(query: str, candidates: list[dict], min_similarity: float = 0.05, min_keep: int = 10) -> list[dict]:
-    """Candidates with Jaccard >= ``min_similarity``, topped up to ``min_keep`` by Jaccard order.
-
-    Returns the same dict objects (no copies, no changes), in their original order.
-    """
+def pre_filter_positions(query: str, candidates: list[dict], min_similarity: float = 0.05, min_keep: int = 10) -> list[int]:
+    """Positions of the candidates with Jaccard >= ``min_similarity``, topped up to ``min_keep`` by
+    Jaccard order (so the list is never emptied), in their original order."""
     if min_keep < 0:
         raise ValueError(f"min_keep must be >= 0, got {min_keep}")
     sims = [jaccard(query, c["text"]) for c in candidates]
@@ -59,7 +57,13 @@ def pre_filter(query: str, candidates: list[dict], min_similarity: float = 0.05,
             if len(keep) >= min_keep:
                 break
             keep.add(i)
-    return [c for i, c in enumerate(candidates) if i in keep]
+    return sorted(keep)
+
+
+def pre_filter(query: str, candidates: list[dict], min_similarity: float = 0.05, min_keep: int = 10) -> list[dict]:
+    """The candidates :func:`pre_filter_positions` keeps: the same dict objects (no copies, no
+    changes), in their original order."""
+    return [candidates[i] for i in pre_filter_positions(query, candidates, min_similarity, min_keep)]
 
 
 class OptimizedReranker:
@@ -69,19 +73,21 @@ class OptimizedReranker:
         model_name: None (the course reranker) or any name/path ``load_reranker`` accepts.
         optimization_level: ``"speed"``, ``"balanced"`` or ``"accuracy"``.
         scorer: a loaded :class:`~course_lib.rerank.CrossEncoderScorer` to use instead of
-            loading ``model_name`` (the levels are settings on its model: nothing is loaded twice).
+            loading ``model_name`` (the levels are settings on its model: nothing is loaded twice;
+            another kind of Scorer has no max length or precision to set, so it is refused).
         short_length: the pair token limit of the faster levels.
     """
 
     LEVELS = ("speed", "balanced", "accuracy")
 
     def __init__(self, model_name=None, optimization_level: str = "balanced", short_length: int = 128,
-                 scorer: Scorer | None = None):
+                 scorer: CrossEncoderScorer | None = None):
         if optimization_level not in self.LEVELS:
             raise ValueError(f"optimization_level must be one of {self.LEVELS}, got {optimization_level!r}")
         base = scorer if scorer is not None else CrossEncoderScorer(model_name)
-        if not isinstance(base, Scorer):
-            raise TypeError(f"scorer must be a course_lib.rerank.Scorer, got {type(base).__name__}")
+        if not isinstance(base, CrossEncoderScorer):
+            raise TypeError("OptimizedReranker's levels are settings of a cross-encoder (max length, precision): "
+                            f"scorer must be a course_lib.rerank.CrossEncoderScorer, got {type(base).__name__}")
         self.optimization_level = optimization_level
         self.scorers = {
             "accuracy": base,
@@ -102,12 +108,10 @@ class OptimizedReranker:
         validate_candidates(candidates)
         if self.optimization_level != "speed":
             return self.reranker.rerank_with_confidence(query, candidates, top_k=top_k, score_threshold=score_threshold)
-        index = {id(c): i for i, c in enumerate(candidates)}
-        pool = pre_filter(query, list(candidates))
-        out = self.reranker.rerank_with_confidence(query, pool, top_k=top_k, score_threshold=score_threshold)
-        for r in out:
-            r["original_position"] = index[id(pool[r["original_position"]])]
-        return out
+        keep = pre_filter_positions(query, candidates)
+        out = self.reranker.rerank_with_confidence(query, [candidates[i] for i in keep], top_k=top_k,
+                                                   score_threshold=score_threshold)
+        return [{**r, "original_position": keep[r["original_position"]]} for r in out]
 
 
 

@@ -316,10 +316,41 @@ class CrossEncoderScorer(Scorer):
 
     def fingerprint(self) -> str:
         """Weights in memory (:func:`weights_fingerprint`) plus every setting that changes a logit."""
-        model = self.model[0].auto_model if hasattr(self.model, "__getitem__") else self.model.model
-        parts = [weights_fingerprint(model), self.max_length, self.max_query_tokens, self.long_documents,
+        parts = [weights_fingerprint(self._transformer()), self.max_length, self.max_query_tokens, self.long_documents,
                  self.window_stride if self.long_documents == "maxp" else "", self.autocast or ""]
         return hashlib.sha1("\0".join(map(str, parts)).encode()).hexdigest()[:16]
+
+    def _transformer(self):
+        return self.model[0].auto_model if hasattr(self.model, "__getitem__") else self.model.model
+
+    def attention(self, query: str, text: str, layer: int = -1):
+        """Attention from query tokens to passage tokens in one layer, averaged over heads.
+
+        Returns ``(query_tokens, passage_tokens, matrix)``; special tokens are dropped
+        (what :func:`course_lib.theory.attention_map` shows).  Needs a BERT-style model.
+        """
+        import torch
+
+        hf = self._transformer()
+        tok = self.tokenizer
+        enc = tok(query, text, return_tensors="pt", truncation="only_second", max_length=self.max_length)
+        enc = {k: v.to(hf.device) for k, v in enc.items()}
+        bert = getattr(hf, "bert", None) or getattr(hf, hf.base_model_prefix)
+        prev = bert.config._attn_implementation
+        bert.set_attn_implementation("eager")
+        try:
+            with torch.no_grad():
+                out = bert(**enc, output_attentions=True)
+        finally:
+            bert.set_attn_implementation(prev)
+        att = out.attentions[layer][0].mean(0).cpu().numpy()
+        ids = enc["input_ids"][0].cpu().tolist()
+        tt = enc["token_type_ids"][0].cpu().tolist()
+        special = set(tok.all_special_ids)
+        q_idx = [i for i, (t, s) in enumerate(zip(ids, tt)) if s == 0 and t not in special]
+        d_idx = [i for i, (t, s) in enumerate(zip(ids, tt)) if s == 1 and t not in special]
+        tokens = tok.convert_ids_to_tokens(ids)
+        return [tokens[i] for i in q_idx], [tokens[i] for i in d_idx], att[np.ix_(q_idx, d_idx)]
 
     # -- implementation ---------------------------------------------------------------
     def _windows(self, query: str, text: str) -> list[str]:

@@ -58,31 +58,10 @@ def attention_map(query: str, text: str, scorer=None, layer: int = -1):
     special tokens are dropped.  A bi-encoder has no such matrix: its query and document
     never see each other.
     """
-    import torch
-
     from course_lib.rerank import CrossEncoderScorer
 
     scorer = scorer or CrossEncoderScorer()
-    tok = scorer.tokenizer
-    hf = scorer.model[0].auto_model if hasattr(scorer.model, "__getitem__") else scorer.model.model
-    enc = tok(query, text, return_tensors="pt", truncation="only_second", max_length=scorer.max_length)
-    enc = {k: v.to(hf.device) for k, v in enc.items()}
-    bert = hf.bert
-    prev = bert.config._attn_implementation
-    bert.set_attn_implementation("eager")
-    try:
-        with torch.no_grad():
-            out = bert(**enc, output_attentions=True)
-    finally:
-        bert.set_attn_implementation(prev)
-    att = out.attentions[layer][0].mean(0).cpu().numpy()
-    ids = enc["input_ids"][0].cpu().tolist()
-    tt = enc["token_type_ids"][0].cpu().tolist()
-    special = set(tok.all_special_ids)
-    q_idx = [i for i, (t, s) in enumerate(zip(ids, tt)) if s == 0 and t not in special]
-    d_idx = [i for i, (t, s) in enumerate(zip(ids, tt)) if s == 1 and t not in special]
-    tokens = tok.convert_ids_to_tokens(ids)
-    return [tokens[i] for i in q_idx], [tokens[i] for i in d_idx], att[np.ix_(q_idx, d_idx)]
+    return scorer.attention(query, text, layer)
 
 
 def ranking_losses(logits, labels, margin: float = 1.0) -> dict:

@@ -61,6 +61,24 @@ def course_scorer():
 
 
 @pytest.fixture(scope="session")
+def shifted_scorer():
+    """A CrossEncoderScorer over a private copy of the course reranker whose head bias was raised
+    by 1 in memory (every logit +1): same files on disk, different weights."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from course_lib.course_reranker.modeling import register
+    from course_lib.models import course_reranker_path
+    from course_lib.rerank import CrossEncoderScorer
+
+    register()
+    model = CrossEncoder(str(course_reranker_path()), device="cpu")
+    with torch.no_grad():
+        model[0].auto_model.logit_bias.add_(1.0)
+    return CrossEncoderScorer(model)
+
+
+@pytest.fixture(scope="session")
 def course_ds():
     from course_lib.data import load_course_corpus
 

@@ -4,7 +4,6 @@ import pytest
 from course_lib.data import Dataset
 from course_lib.evaluation import RerankingEvaluator, paired_bootstrap
 from course_lib.rerank import Scorer
-from course_lib.runs import fused_run
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +49,6 @@ def test_evaluator_with_real_model_beats_first_stage_on_course_corpus(course_ds,
     assert sweep.loc[sweep.weight == 0.0, "ndcg@10"].item() == pytest.approx(s.loc["first stage (bm25)", "ndcg@10"], abs=1e-4)
 
 
-def test_fused_run_weight_one_orders_like_reranker():
-    first = {"q": {"a": 0.9, "b": 0.5, "c": 0.1}}
-    rer = {"q": {"a": -1.0, "b": 2.0, "c": 0.0}}
-    f = fused_run(first, rer, 1.0)["q"]
-    assert sorted(f, key=f.get, reverse=True) == ["b", "c", "a"]
-
-
 def test_oracle_scores_each_pair_once_and_matches_direct_scoring(binary_course, overlap_scorer):
     seen = []
 
@@ -73,3 +65,19 @@ def test_oracle_scores_each_pair_once_and_matches_direct_scoring(binary_course, 
         docs = list(cands)
         direct = overlap_scorer.score_pairs([(binary_course.queries[q], binary_course.doc_text(d)) for d in docs])
         assert [cands[d] for d in docs] == pytest.approx(list(direct))
+
+
+# --- fixed in the restructure (failed on 72085cf) ------------------------------------------
+
+def test_a_model_changed_in_memory_is_not_served_the_base_models_cached_scores(
+        course_ds, course_scorer, shifted_scorer, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    ds = course_ds.subset(sorted(course_ds.queries)[:4])
+    base = RerankingEvaluator(ds, course_scorer, first_stage="bm25", k=5).evaluate(show_progress=False)
+    assert base.n_pairs == 4 * 5 and list((tmp_path / "scores").glob("*-course.json.gz"))  # the cache is primed
+    again = RerankingEvaluator(ds, course_scorer, first_stage="bm25", k=5).evaluate(show_progress=False)
+    assert again.n_pairs == 0 and again.realistic == base.realistic  # the base model reads its own scores
+    rep = RerankingEvaluator(ds, shifted_scorer, first_stage="bm25", k=5).evaluate(show_progress=False)
+    assert rep.n_pairs == base.n_pairs  # every pair scored afresh
+    diffs = [rep.realistic[q][d] - base.realistic[q][d] for q in base.realistic for d in base.realistic[q]]
+    assert len(diffs) == 20 and np.allclose(diffs, 1.0, atol=1e-3)  # the head's bias was raised by 1

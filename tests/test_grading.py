@@ -54,6 +54,7 @@ def _completed_copy(sol, tmp_path):
     return path
 
 
+@pytest.mark.slow  # runs nbval twice per exercise
 @pytest.mark.parametrize("sol", SOLUTIONS, ids=lambda p: p.name)
 def test_grader_fails_unsolved_and_passes_completed(sol, tmp_path):
     lines = []
@@ -66,6 +67,7 @@ def test_grader_fails_unsolved_and_passes_completed(sol, tmp_path):
     assert "[FAIL]" not in "\n".join(lines)
 
 
+@pytest.mark.slow
 def test_grader_catches_boost_without_resorting(tmp_path):
     sol = ROOT / "solutions" / "01_custom_domain_reranker.ipynb"
     path = _completed_copy(sol, tmp_path)

@@ -1,3 +1,4 @@
+import pytest
 from langchain_core.documents import Document
 
 from course_lib.integrations.langchain import (
@@ -34,3 +35,14 @@ def test_production_pipeline_offline(tmp_path, course_ds, course_scorer):
     # reopen without documents: the store persisted
     again = create_production_reranking_pipeline(None, str(tmp_path / "lc"), k=20, top_n=5, reranker=course_scorer)
     assert [d.id for d in again.invoke("How do bees make honey?")] == [d.id for d in out]
+
+
+# --- fixed in the restructure (failed on 72085cf) ------------------------------------------
+
+@pytest.mark.parametrize("query", ["", "   "])
+def test_compressor_rejects_an_empty_query(overlap_scorer, query):
+    docs = [Document(page_content="a b"), Document(page_content="c")]
+    comp = ScoredCrossEncoderReranker(reranker=overlap_scorer, top_n=2)
+    with pytest.raises(ValueError):
+        comp.compress_documents(docs, query)
+    assert overlap_scorer.calls == 0

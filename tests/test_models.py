@@ -1,5 +1,3 @@
-import time
-
 import pytest
 
 from course_lib.models import ModelLoadError, course_reranker_path, load_embedder, load_reranker
@@ -34,10 +32,8 @@ def test_shipped_reranker_loads_with_plain_crossencoder():
 
 
 def test_unknown_hub_id_fails_fast_offline():
-    t = time.time()
     with pytest.raises(ModelLoadError, match="offline default"):
         load_reranker("no-such-org/no-such-reranker")
-    assert time.time() - t < 10
 
 
 def test_bad_path_is_a_clear_error(tmp_path):

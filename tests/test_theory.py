@@ -2,9 +2,6 @@ import numpy as np
 import pytest
 
 from course_lib import theory
-from course_lib.pipeline import TwoStageRetriever
-from course_lib.retrieval import BM25Retriever
-from course_lib.widgets import make_explorer, results_table
 
 
 def test_ranking_losses_prefer_correct_order():
@@ -34,13 +31,3 @@ def test_score_both_ways(course_scorer):
     df = theory.score_both_ways([("a cat", "a cat sat"), ("a cat", "stock prices")], scorer=course_scorer)
     assert list(df.columns) == ["query", "text", "bi_cosine", "ce_logit", "ce_probability"]
     assert df.bi_cosine[0] > df.bi_cosine[1] and df.ce_probability[0] > df.ce_probability[1]
-
-
-def test_results_table_and_explorer_build_headless(course_ds, overlap_scorer):
-    pipe = TwoStageRetriever(BM25Retriever(course_ds.corpus), overlap_scorer, k=10, m=3)
-    t = results_table(pipe, "compound interest savings", k=10, m=3, qrels=course_ds.qrels["q19"])
-    assert len(t) == 3 and list(t["rank"]) == [1, 2, 3] and "label" in t
-    strict = results_table(pipe, "compound interest savings", k=10, m=3, threshold=0.99)
-    assert len(strict) <= 3 and pipe.score_threshold == 0.0  # threshold restored
-    w = make_explorer(pipe)
-    assert len(w.children) == 3

@@ -1,0 +1,35 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from course_lib import plots  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_every_plot_returns_a_figure_headless():
+    rng = np.random.default_rng(0)
+    p, y = rng.random(50), rng.random(50) < 0.5
+    figs = [
+        plots.attention_heatmap(["q1", "q2"], ["d1", "d2", "d3"], rng.random((2, 3))),
+        plots.reliability_diagram({"model": (p, y)}),
+        plots.logit_histogram(rng.normal(size=50), y),
+        plots.metric_vs_k(pd.DataFrame({"k": [5, 10], "recall": [0.5, 0.7]})),
+        plots.bar_compare({"bm25": 0.6, "reranked": 0.7}),
+        plots.gain_histogram([0.1, -0.1, 0.0]),
+        plots.latency_vs_quality([{"K": 10, "seconds per query": 0.1, "fused ndcg@10": 0.6},
+                                  {"K": 30, "seconds per query": 0.3, "fused ndcg@10": 0.65}]),
+    ]
+    assert all(isinstance(f, Figure) for f in figs)
+    assert figs[5].axes[0].get_title() == "1 better, 1 worse, 1 tied"
