@@ -207,6 +207,16 @@ class LRUScoreCache:
             self.hits += 1
             return item[0]
 
+    def peek(self, query: str, text: str):
+        """Like :meth:`get` but counts nothing (a miss here is looked up again later)."""
+        k = self.key(query, text)
+        with self._lock:
+            item = self._data.get(k)
+            if item is None or (self.ttl_s is not None and self._clock() - item[1] > self.ttl_s):
+                return None
+            self._data.move_to_end(k)
+            return item[0]
+
     def put(self, query: str, text: str, logit: float) -> None:
         k = self.key(query, text)
         with self._lock:

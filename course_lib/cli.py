@@ -4,6 +4,8 @@ learners:
     course-lib check                      environment check, [OK]/[FAIL] per line
     course-lib eval --data DIR ...        first stage vs reranked vs fused, as JSON or a table
     course-lib grade exercises/NN.ipynb   grade an exercise notebook
+    course-lib serve [--port 8000]        the reranking service over HTTP (127.0.0.1 by default)
+    course-lib loadtest --url URL ...     a bounded load test of a service on this machine
 
 instructors (how the shipped course reranker was made; not needed to take the course):
     course-lib train-reranker --data DIR  [instructor] train the course reranker (the shipped recipe)
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
 import sys
 
@@ -159,6 +162,61 @@ def cmd_grade(args) -> int:
     return grade_notebook(args.notebook, timeout=args.timeout)
 
 
+def cmd_serve(args) -> int:
+    from course_lib.service.server import resolve_api_key, run_server
+
+    try:
+        key = resolve_api_key(args.host, args.api_key)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.ray:
+        import time
+
+        from course_lib.service import ray_serve
+
+        ray_serve.start(args.host, args.port, args.replicas, args.model, api_key=key)
+        print(f"Ray Serve: {args.replicas} replicas on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            ray_serve.stop()
+        return 0
+    print(f"serving on http://{args.host}:{args.port} ({'micro-batching' if not args.no_batching else 'no batching'};"
+          f" Ctrl-C stops)", flush=True)
+    run_server(args.host, args.port, args.model, key, batching=not args.no_batching, max_wait_ms=args.max_wait_ms,
+               max_batch_pairs=args.max_batch_pairs, cache_size=args.cache_size, max_queue_pairs=args.max_queue_pairs)
+    return 0
+
+
+def cmd_loadtest(args) -> int:
+    import asyncio
+
+    from course_lib.service.loadtest import check_loopback, offline_pairs_per_s, run_load, workload
+
+    try:
+        check_loopback(args.url)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    reqs = workload(args.requests, args.dataset, args.k, args.repeat_fraction, data_dir=args.data_dir)
+    res = asyncio.run(run_load(args.url, reqs, args.concurrency, args.deadline_ms, args.api_key or os.environ.get("COURSE_API_KEY"),
+                               max_seconds=args.max_seconds))
+    if args.offline_baseline:  # the same pairs scored in this process, no HTTP, after the load is over
+        res["offline_pairs_per_s"] = round(offline_pairs_per_s(reqs), 1)
+        res["service_vs_offline"] = round(res["pairs_per_s"] / res["offline_pairs_per_s"], 3) if res["pairs_per_s"] else None
+    if not args.latencies:
+        res.pop("latencies_ms")
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        for key, v in res.items():
+            if key != "latencies_ms":
+                print(f"{key:22s} {v}")
+    return 0 if res["errors"] == 0 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="course-lib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--online", action="store_true",
@@ -208,6 +266,36 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--depth", type=int, default=30)
     k.add_argument("--max-length", type=int, default=None)
     k.set_defaults(func=cmd_calibrate)
+
+    v = sub.add_parser("serve", help="run the reranking service over HTTP (FastAPI + uvicorn)")
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (other than loopback needs an API key)")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--model", default=None, help="reranker name/path (default: the course reranker)")
+    v.add_argument("--api-key", default=None, help="require this key on every request (default $COURSE_API_KEY)")
+    v.add_argument("--no-batching", action="store_true", help="one request per model pass (the baseline)")
+    v.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    v.add_argument("--max-batch-pairs", type=int, default=256)
+    v.add_argument("--cache-size", type=int, default=10_000, help="pair-cache entries (0 = no cache)")
+    v.add_argument("--max-queue-pairs", type=int, default=4096, help="pairs allowed to wait before 503")
+    v.add_argument("--ray", action="store_true", help="run on Ray Serve (local Ray, this machine's cores)")
+    v.add_argument("--replicas", type=int, default=2, help="Ray Serve replicas")
+    v.set_defaults(func=cmd_serve)
+
+    lt = sub.add_parser("loadtest", help="bounded load test of a service on this machine (loopback only)")
+    lt.add_argument("--url", default="http://127.0.0.1:8000")
+    lt.add_argument("--concurrency", type=int, default=16)
+    lt.add_argument("--requests", type=int, default=200)
+    lt.add_argument("--dataset", default="course", help="'course' or a BEIR dataset under --data-dir (e.g. scifact)")
+    lt.add_argument("--data-dir", default=None)
+    lt.add_argument("--k", type=int, default=30, help="first-stage candidates per request")
+    lt.add_argument("--deadline-ms", type=float, default=None)
+    lt.add_argument("--repeat-fraction", type=float, default=0.0, help="share of requests repeating an earlier one")
+    lt.add_argument("--max-seconds", type=float, default=300.0, help="stop sending after this long")
+    lt.add_argument("--api-key", default=None)
+    lt.add_argument("--offline-baseline", action="store_true", help="also score the same pairs in-process, without HTTP")
+    lt.add_argument("--latencies", action="store_true", help="include every request's latency in the output")
+    lt.add_argument("--json", action="store_true")
+    lt.set_defaults(func=cmd_loadtest)
 
     g = sub.add_parser("grade", help="grade an exercise notebook against its solution")
     g.add_argument("notebook")

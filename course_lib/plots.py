@@ -107,3 +107,26 @@ def latency_vs_quality(rows, x: str = "seconds per query", y: str = "fused ndcg@
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def latency_distributions(latencies: dict, title: str = "request latency under load", deadline_ms: float | None = None):
+    """Overlaid histograms (log-spaced bins) of several runs' per-request latencies in ms, with
+    each run's p50 and p95 in the legend."""
+    fig, ax = _fig((6.5, 3.8))
+    all_ms = np.concatenate([np.asarray(v, dtype=float) for v in latencies.values() if len(v)]) if latencies else np.ones(1)
+    lo, hi = max(0.1, float(all_ms.min())), float(all_ms.max())
+    bins = np.geomspace(lo, hi * 1.01 if hi > lo else lo * 2, 30)
+    for name, v in latencies.items():
+        v = np.asarray(v, dtype=float)
+        if not len(v):
+            continue
+        ax.hist(v, bins=bins, alpha=0.55, label=f"{name} (p50 {np.percentile(v, 50):.0f} ms, p95 {np.percentile(v, 95):.0f} ms)")
+    if deadline_ms is not None:
+        ax.axvline(deadline_ms, color="k", ls="--", lw=1, label=f"deadline {deadline_ms:.0f} ms")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per request (ms, log scale)")
+    ax.set_ylabel("requests")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -25,6 +25,7 @@ import time
 from course_lib import metrics
 from course_lib.data import Dataset
 from course_lib.fusion import DEFAULT_FUSION_WEIGHT, rrf, zscore_fuse
+from course_lib.rerank import Scorer
 
 Run = dict[str, dict[str, float]]
 FIRST_STAGES = ("dense", "bm25", "hybrid")
@@ -71,7 +72,7 @@ def top_k_run(run: Run, k: int) -> Run:
 def rerank_scores(
     ds: Dataset,
     run: Run,
-    scorer,
+    scorer: "Scorer",
     cache=None,
     chunk_queries: int = 8,
     show_progress: bool = True,

@@ -1,0 +1,25 @@
+"""Deployment: the reranker as a service (notebook 07).
+
+* :mod:`~course_lib.service.core` — :class:`ScalableRerankingService`: micro-batching across
+  concurrent callers, a pair cache, deadlines with a first-stage fallback, back-pressure;
+* :mod:`~course_lib.service.app` — the HTTP app (FastAPI): ``/rerank``, ``/search``,
+  ``/health``, ``/metrics`` (Prometheus), validation, limits, an optional API key;
+* :mod:`~course_lib.service.server` — ``course-lib serve`` (uvicorn) and :class:`ServerProcess`
+  (a server in a subprocess, for notebooks and tests);
+* :mod:`~course_lib.service.loadtest` — ``course-lib loadtest``: bounded, loopback only;
+* :mod:`~course_lib.service.ray_serve` — the same API as N replicas on Ray Serve.
+
+Importing this package is light; FastAPI, uvicorn and Ray load when their module is used.
+"""
+
+from course_lib.service.core import RequestError, ScalableRerankingService, ServiceBusy, merge_jobs
+
+
+def create_app(*args, **kwargs):
+    """:func:`course_lib.service.app.create_app` (imported on first use: FastAPI is not needed to batch)."""
+    from course_lib.service.app import create_app as _create_app
+
+    return _create_app(*args, **kwargs)
+
+
+__all__ = ["ScalableRerankingService", "ServiceBusy", "RequestError", "merge_jobs", "create_app"]

@@ -1,0 +1,127 @@
+"""Scale-out on Ray Serve: the same ``/rerank`` API as N replicas, batched by Serve itself.
+
+When one machine's cores are not enough, do not build a cluster by hand: Ray Serve runs the
+deployment as ``num_replicas`` copies (actors) behind one HTTP proxy, spreads requests over them
+and, with ``@serve.batch``, merges concurrent requests into one model pass per replica — the
+micro-batching of :mod:`course_lib.service.core`, done by the engine.
+
+Locally: ``course-lib serve --ray --replicas 2`` (binds 127.0.0.1).  On a cluster, the same
+application is described in a Serve config file and deployed with ``serve deploy``; see
+:func:`serve_config` for the file this module would run, and notebook 07.
+"""
+
+# no ``from __future__ import annotations`` here: FastAPI reads the route annotations (RerankBody) in the
+# Ray replica, where a string naming a class local to build_app could not be resolved
+import asyncio
+
+from course_lib.rerank import CrossEncoderScorer, rank_results
+
+
+def build_app(model=None, replicas: int = 2, max_batch_size: int = 16,
+              batch_wait_timeout_s: float = 0.005, limits=None, api_key=None):
+    """A Ray Serve application (``serve.run`` it) with ``POST /rerank`` and ``GET /health``.
+
+    Each replica loads the model once; ``@serve.batch`` merges up to ``max_batch_size``
+    concurrent requests that arrive within ``batch_wait_timeout_s`` into one scoring call.
+    Request validation and limits are the single-process app's (:mod:`course_lib.service.app`).
+    """
+    from fastapi import Depends, FastAPI
+    from ray import serve
+
+    from course_lib.service.app import Limits, RerankBody, install_errors, key_checker, size_error
+
+    limits = limits or Limits()
+    api = FastAPI(title="course_lib reranking service (Ray Serve)", dependencies=[Depends(key_checker(api_key))])
+    install_errors(api)
+
+    @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": 0})
+    @serve.ingress(api)
+    class RerankDeployment:
+        def __init__(self, model_name):
+            from course_lib.env import configure
+
+            configure(offline=True, quiet=True)
+            self.scorer = CrossEncoderScorer(model_name)
+            self.fingerprint = self.scorer.fingerprint()
+
+        @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_timeout_s)
+        async def score(self, jobs: list[tuple[str, list[str]]]) -> list[list[float]]:
+            pairs = [(q, t) for q, texts in jobs for t in texts]
+            logits = await asyncio.to_thread(self.scorer.score_pairs, pairs)
+            out, start = [], 0
+            for _, texts in jobs:
+                out.append([float(z) for z in logits[start : start + len(texts)]])
+                start += len(texts)
+            return out
+
+        @api.post("/rerank")
+        async def rerank(self, body: RerankBody):
+            cands = [c.model_dump(exclude_none=True) for c in body.candidates]
+            err = size_error(limits, body.query, cands)
+            if err is not None:
+                return err
+            if not cands:
+                return {"results": [], "degraded": False}
+            logits = await self.score((body.query, [c["text"] for c in cands]))
+            ranked = rank_results(cands, logits, self.scorer.probabilities(logits), top_k=body.top_k)
+            return {"results": ranked, "degraded": False}
+
+        @api.get("/health")
+        async def health(self):
+            replica = serve.get_replica_context().replica_id.unique_id
+            return {"status": "ok", "model": self.fingerprint, "backend": "ray-serve", "replica": replica}
+
+    return RerankDeployment.bind(model)
+
+
+def start(host: str = "127.0.0.1", port: int = 8000, replicas: int = 2, model=None, api_key=None, **batch):
+    """Start Ray locally (this machine's cores only, no dashboard) and run the app on ``host:port``.
+
+    Off loopback an API key is required (:func:`course_lib.service.server.resolve_api_key`)."""
+    from course_lib.service.server import resolve_api_key
+
+    api_key = resolve_api_key(host, api_key)
+    import ray
+    from ray import serve
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(build_app(model, replicas, api_key=api_key, **batch), name="reranker", route_prefix="/")
+
+
+def stop() -> None:
+    """Shut Serve and Ray down."""
+    import ray
+    from ray import serve
+
+    try:
+        serve.shutdown()
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def serve_config(replicas: int = 2, host: str = "0.0.0.0", port: int = 8000) -> str:
+    """The Serve config (YAML) that deploys this application on a running Ray cluster
+    (``serve deploy config.yaml``); each node needs ``course_lib`` installed."""
+    return f"""# serve deploy this file on a Ray cluster (ray start --head on one node, ray start --address=... on the others)
+proxy_location: EveryNode
+http_options:
+  host: {host}          # behind your load balancer; require an API key or a private network
+  port: {port}
+applications:
+  - name: reranker
+    route_prefix: /
+    import_path: course_lib.service.ray_serve:app
+    deployments:
+      - name: RerankDeployment
+        num_replicas: {replicas}   # or autoscaling_config: {{min_replicas: 1, max_replicas: 8, target_ongoing_requests: 4}}
+        ray_actor_options: {{num_cpus: 2}}
+"""
+
+
+def __getattr__(name):  # ``import_path: course_lib.service.ray_serve:app`` in a Serve config
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
