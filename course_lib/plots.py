@@ -11,6 +11,20 @@ def _fig(figsize=(6, 4)):
     return plt.subplots(figsize=figsize)
 
 
+def _finish(fig, ax, xlabel=None, ylabel=None, title=None, legend_size=None):
+    """Labels, title, an optional legend, a tight layout; returns the figure."""
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if legend_size:
+        ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    return fig
+
+
 def attention_heatmap(q_tokens, d_tokens, matrix, title="cross-attention (query -> document)"):
     fig, ax = _fig((max(6, 0.35 * len(d_tokens)), max(2.5, 0.4 * len(q_tokens))))
     im = ax.imshow(matrix, aspect="auto", cmap="viridis")
@@ -32,12 +46,7 @@ def reliability_diagram(curves: dict, n_bins: int = 10, title="calibration: pred
         rows = reliability_table(p, y, n_bins)
         ece = expected_calibration_error(p, y, n_bins)
         ax.plot([r[3] for r in rows], [r[4] for r in rows], "o-", label=f"{name} (ECE {ece:.3f})")
-    ax.set_xlabel("predicted probability of relevance")
-    ax.set_ylabel("observed share relevant")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "predicted probability of relevance", "observed share relevant", title, legend_size=8)
 
 
 def logit_histogram(logits, labels, title="cross-encoder logits by label"):
@@ -124,9 +133,4 @@ def latency_distributions(latencies: dict, title: str = "request latency under l
     if deadline_ms is not None:
         ax.axvline(deadline_ms, color="k", ls="--", lw=1, label=f"deadline {deadline_ms:.0f} ms")
     ax.set_xscale("log")
-    ax.set_xlabel("latency per request (ms, log scale)")
-    ax.set_ylabel("requests")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "latency per request (ms, log scale)", "requests", title, legend_size=8)
