@@ -45,31 +45,16 @@ def test_a_bad_top_k_is_that_requests_error_and_the_batch_still_runs(overlap_sco
 
 
 # --- micro-batching, deadlines, back-pressure (course_lib.service.core) ------------------------
-import threading  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from course_lib.rerank import Scorer  # noqa: E402
-from course_lib.service import RequestError, ServiceBusy, merge_jobs  # noqa: E402
+from course_lib.service import DelayedScorer, RequestError, ServiceBusy, merge_jobs  # noqa: E402
 
 
-class SlowScorer(Scorer):
-    """A test double that records every scoring call and takes ``delay`` seconds per call."""
-
-    def __init__(self, base, delay=0.0):
-        self.base, self.delay, self.calls = base, delay, []
-        self.lock = threading.Lock()
-
-    def score_pairs(self, pairs):
-        with self.lock:
-            self.calls.append(list(pairs))
-        time.sleep(self.delay)
-        return self.base.score_pairs(pairs)
-
-    def fingerprint(self):
-        return "slow-" + self.base.fingerprint()
+def SlowScorer(base, delay=0.0):
+    return DelayedScorer(base, delay_s=delay)
 
 
 def _req(rid, query, texts, **kw):

@@ -60,9 +60,39 @@ def test_api_key_is_checked_on_every_endpoint(overlap_scorer):
 
 
 def test_a_full_queue_is_503_with_retry_after(overlap_scorer):
-    with TestClient(create_app(ScalableRerankingService(scorer=overlap_scorer, max_queue_pairs=2))) as c:
-        r = c.post("/rerank", json=BODY)
-    assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1 and "busy" in r.json()["message"]
+    import asyncio
+    import time
+
+    import httpx
+
+    from course_lib.rerank import Scorer
+
+    class Slow(Scorer):
+        def score_pairs(self, pairs):
+            time.sleep(0.3)
+            return overlap_scorer.score_pairs(pairs)
+
+    app = create_app(ScalableRerankingService(scorer=Slow(), max_queue_pairs=4, cache_size=0), warm_up=False)
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            first = asyncio.create_task(c.post("/rerank", json=BODY))      # taken by the worker, scoring
+            await asyncio.sleep(0.1)
+            second = asyncio.create_task(c.post("/rerank", json=BODY))     # waits in the queue: 3 of 4 pairs
+            await asyncio.sleep(0.1)
+            third = await c.post("/rerank", json=BODY)                     # 3 more would exceed 4
+            return await first, await second, third
+
+    first, second, third = asyncio.run(go())
+    assert first.status_code == second.status_code == 200
+    assert third.status_code == 503 and int(third.headers["retry-after"]) >= 1 and "queue full" in third.json()["message"]
+
+
+def test_more_candidates_than_the_queue_holds_is_413(overlap_scorer):
+    many = {"query": "q", "candidates": [{"id": str(i), "text": f"text {i}"} for i in range(5)]}
+    with TestClient(create_app(ScalableRerankingService(scorer=overlap_scorer, max_queue_pairs=4))) as c:
+        r = c.post("/rerank", json=many)
+    assert r.status_code == 413 and "capacity" in r.json()["message"]
 
 
 def test_metrics_counters_move(client):

@@ -5,9 +5,10 @@ import httpx
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow
 
 
+
+@pytest.mark.slow
 def test_two_replicas_answer_like_the_single_process_service(course_scorer, course_ds):
     from course_lib.service import ScalableRerankingService, ray_serve
     from course_lib.service.server import free_port
@@ -38,3 +39,11 @@ def test_two_replicas_answer_like_the_single_process_service(course_scorer, cour
         res = got.json()["results"]
         assert [r["id"] for r in res] == [r["id"] for r in want["results"]]
         assert np.allclose([r["logit"] for r in res], [r["logit"] for r in want["results"]], atol=1e-4)
+
+
+def test_the_cluster_entry_point_requires_an_api_key(monkeypatch):
+    from course_lib.service import ray_serve
+
+    monkeypatch.delenv("COURSE_API_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="COURSE_API_KEY"):
+        ray_serve.app  # noqa: B018 - the attribute a Serve config imports

@@ -12,7 +12,14 @@
 Importing this package is light; FastAPI, uvicorn and Ray load when their module is used.
 """
 
-from course_lib.service.core import RequestError, ScalableRerankingService, ServiceBusy, merge_jobs
+from course_lib.service.core import (
+    DelayedScorer,
+    RequestError,
+    RequestTooLarge,
+    ScalableRerankingService,
+    ServiceBusy,
+    merge_jobs,
+)
 
 
 def create_app(*args, **kwargs):
@@ -22,4 +29,4 @@ def create_app(*args, **kwargs):
     return _create_app(*args, **kwargs)
 
 
-__all__ = ["ScalableRerankingService", "ServiceBusy", "RequestError", "merge_jobs", "create_app"]
+__all__ = ["DelayedScorer", "ScalableRerankingService", "ServiceBusy", "RequestError", "RequestTooLarge", "merge_jobs", "create_app"]

@@ -38,7 +38,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from course_lib.service.core import RequestError, ScalableRerankingService, ServiceBusy
+from course_lib.service.core import RequestError, RequestTooLarge, ScalableRerankingService, ServiceBusy
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,8 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
     async def run(req: dict) -> dict:
         try:
             return await service.rerank(req)
+        except RequestTooLarge as exc:
+            raise HTTPError(413, str(exc)) from None
         except RequestError as exc:
             raise HTTPError(422, f"invalid request: {exc}") from None
         except ServiceBusy as exc:

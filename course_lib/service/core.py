@@ -57,6 +57,10 @@ class RequestError(ValueError):
     """A request's own fields are invalid; the message names the field."""
 
 
+class RequestTooLarge(RequestError):
+    """A request that could never be served as sent (more pairs than the queue holds): HTTP 413."""
+
+
 def validate_request(req) -> dict:
     """Check one ``{"id"?, "query", "candidates", "top_k"?, "deadline_ms"?}`` request; returns it."""
     if not isinstance(req, dict):
@@ -77,6 +81,32 @@ def validate_request(req) -> dict:
                                  or not math.isfinite(deadline) or deadline <= 0):
         raise RequestError(f"deadline_ms must be a positive number, got {deadline!r}")
     return req
+
+
+class DelayedScorer(Scorer):
+    """A :class:`~course_lib.rerank.Scorer` that takes ``delay_s`` longer per call than the one it wraps —
+    a stand-in for a slow or busy model, to see queues, deadlines and back-pressure at work.  It records
+    the pairs of every call in ``calls``."""
+
+    def __init__(self, scorer: Scorer, delay_s: float = 1.0):
+        import threading
+
+        self.scorer, self.delay_s, self.calls = scorer, delay_s, []
+        self.calibration = scorer.calibration
+        self._lock = threading.Lock()
+
+    def score_pairs(self, pairs):
+        with self._lock:
+            self.calls.append(list(pairs))
+        time.sleep(self.delay_s)
+        return self.scorer.score_pairs(pairs)
+
+    def probabilities(self, logits):
+        return self.scorer.probabilities(logits)
+
+    def fingerprint(self) -> str | None:
+        inner = self.scorer.fingerprint()
+        return None if inner is None else f"delayed-{inner}"
 
 
 def merge_jobs(jobs: list[tuple[str, list[str]]]) -> tuple[list[tuple[str, str]], list[list[int]]]:
@@ -327,20 +357,22 @@ class ScalableRerankingService:
         self._stats["pairs_requested"] += len(cands)
         if not cands:
             return {"request_id": rid, "results": [], "degraded": False}
-        if self._stopping:
-            self._stats["busy"] += 1
-            raise ServiceBusy("the service is shutting down", retry_after_s=5.0)
-        if self.queued_pairs + len(cands) > self.max_queue_pairs:
-            self._stats["busy"] += 1
-            wait = self.expected_wait_s(0) or 1.0
-            raise ServiceBusy(f"{len(cands)} more pairs would exceed the queue limit of {self.max_queue_pairs} "
-                              f"({self.queued_pairs} waiting)", retry_after_s=max(1.0, math.ceil(wait)))
         if self.cache is not None:  # answered from the cache alone: no queue, no model, no deadline risk
             cached = [self.cache.peek(query, c["text"]) for c in cands]
             if all(z is not None for z in cached):
                 self._stats["cache_hits"] += len(cached)
                 ranked = rank_results(cands, cached, self.scorer.probabilities(cached), top_k=top_k)
                 return {"request_id": rid, "results": ranked, "degraded": False}
+        if len(cands) > self.max_queue_pairs:  # would never fit, however long the caller waits
+            raise RequestTooLarge(f"{len(cands)} candidates exceed the queue's capacity of {self.max_queue_pairs} pairs")
+        if self._stopping:
+            self._stats["busy"] += 1
+            raise ServiceBusy("the service is shutting down", retry_after_s=5.0)
+        if self.queued_pairs + len(cands) > self.max_queue_pairs:
+            self._stats["busy"] += 1
+            wait = self.expected_wait_s(0) or 1.0
+            raise ServiceBusy(f"queue full: {self.queued_pairs} pairs waiting, {len(cands)} more would exceed the limit "
+                              f"of {self.max_queue_pairs}", retry_after_s=max(1.0, math.ceil(wait)))
         t0 = time.monotonic()
         budget_s = None
         if deadline_ms is not None:

@@ -7,7 +7,14 @@ micro-batching of :mod:`course_lib.service.core`, done by the engine.
 
 Locally: ``course-lib serve --ray --replicas 2`` (binds 127.0.0.1).  On a cluster, the same
 application is described in a Serve config file and deployed with ``serve deploy``; see
-:func:`serve_config` for the file this module would run, and notebook 07.
+:func:`serve_config` for the file this module would run, and notebook 07.  Deployed that way it
+reads its API key from ``$COURSE_API_KEY`` on every node and refuses to build without one.
+
+What the Ray version keeps from the single-process service: ``POST /rerank`` with the same request
+validation, size limits (413), API key (401), result shape, and request batching (Serve's).  What it
+leaves out, to stay a small example: the pair cache, deadlines (``deadline_ms`` is accepted and
+ignored: answers are never degraded), the 503 queue limit (Serve has its own ``max_ongoing_requests``
+and ``max_queued_requests`` settings), ``/search`` and ``/metrics`` (Serve exports its own metrics).
 """
 
 # no ``from __future__ import annotations`` here: FastAPI reads the route annotations (RerankBody) in the
@@ -105,7 +112,8 @@ def stop() -> None:
 def serve_config(replicas: int = 2, host: str = "0.0.0.0", port: int = 8000) -> str:
     """The Serve config (YAML) that deploys this application on a running Ray cluster
     (``serve deploy config.yaml``); each node needs ``course_lib`` installed."""
-    return f"""# serve deploy this file on a Ray cluster (ray start --head on one node, ray start --address=... on the others)
+    return f"""# serve deploy this file on a Ray cluster (ray start --head on one node, ray start --address=... on the others);
+# export COURSE_API_KEY=... on every node first: the app refuses to build without it
 proxy_location: EveryNode
 http_options:
   host: {host}          # behind your load balancer; require an API key or a private network
@@ -123,5 +131,11 @@ applications:
 
 def __getattr__(name):  # ``import_path: course_lib.service.ray_serve:app`` in a Serve config
     if name == "app":
-        return build_app()
+        import os
+
+        key = os.environ.get("COURSE_API_KEY")
+        if not key:
+            raise RuntimeError("set COURSE_API_KEY on every node before `serve deploy`: the deployment listens "
+                               "beyond loopback and requires a key on every request")
+        return build_app(api_key=key)
     raise AttributeError(name)
