@@ -17,7 +17,6 @@ Example
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
@@ -94,7 +93,6 @@ class ChromaStore:
         import chromadb
         from chromadb.config import Settings
 
-        os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.client = chromadb.PersistentClient(path=str(self.path), settings=Settings(anonymized_telemetry=False))
