@@ -82,7 +82,7 @@ def label_groups(ds: Dataset, index: DenseIndex, cfg: RecipeConfig, rng: random.
                  reranker=None) -> list[Group]:
     """One group per judged (query, positive): the positive and hard negatives from the dense ranking.
 
-    With ``reranker`` (a :class:`course_lib.rerank.Reranker`, for ``cfg.neg_miner == "reranker"``)
+    With ``reranker`` (a :class:`course_lib.rerank.Scorer`, for ``cfg.neg_miner == "reranker"``)
     half of the negatives come from the reranker's own top ``cfg.reranker_pool`` non-relevant
     candidates among the dense top ``neg_ranks[1]``, skipping any it scores at or above the positive
     (likely unjudged relevant documents); the other half from the dense ranks as before.

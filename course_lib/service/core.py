@@ -136,7 +136,6 @@ def merge_jobs(jobs: list[tuple[str, list[str]]]) -> tuple[list[tuple[str, str]]
 class _Job:
     query: str
     texts: list[str]
-    enqueued: float
     future: asyncio.Future
     pairs: int = field(init=False)
     queued: bool = True  # counted in the service's queued_pairs
@@ -382,7 +381,7 @@ class ScalableRerankingService:
             # the rate measured a moment ago (the same cores also serve the HTTP traffic)
             if expected is not None and expected > self.admission_fraction * budget_s:
                 return self._degraded(rid, cands, top_k, f"expected wait {expected * 1000:.0f} ms would miss the deadline of {deadline_ms:.0f} ms")
-        job = _Job(query, [c["text"] for c in cands], t0, self._loop.create_future())
+        job = _Job(query, [c["text"] for c in cands], self._loop.create_future())
         self.queued_pairs += job.pairs
         self._queue.put_nowait(job)
         try:
