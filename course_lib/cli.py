@@ -118,7 +118,7 @@ def cmd_eval(args) -> int:
         scorer = CrossEncoderScorer(load_reranker(args.reranker), max_length=args.max_length)
     w = DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else args.fusion_weight
     res = evaluate_pipeline(ds, args.first_stage, args.k, scorer, w, args.max_queries, use_cache=not args.no_cache,
-                            show_progress=not args.json, first_only=first_only)
+                            show_progress=not args.json, first_only=first_only, sample=args.sample, seed=args.seed)
     if args.json:
         print(json.dumps(res, indent=1))
     else:
@@ -138,7 +138,9 @@ def cmd_train(args) -> int:
     from course_lib.course_reranker.selection import calibrate_and_report
 
     cfg = RecipeConfig(epochs=args.epochs, max_length=args.max_length, n_pseudo=args.pseudo, seed=args.seed,
-                       course_repeats=args.course_repeats, neg_miner=args.neg_miner)
+                       course_repeats=args.course_repeats, neg_miner=args.neg_miner, label_sample=args.label_sample,
+                       medquad_groups=args.medquad_groups, pseudo_corpora=tuple(args.pseudo_corpora),
+                       n_pseudo_extra=args.n_pseudo_extra, kl_weight=args.kl_weight, lr=args.lr)
     info = train_reranker(args.data, args.output, args.dataset, cfg, device=args.device, max_groups=args.max_groups,
                           init_from=args.init_from)
     print(json.dumps({k: v for k, v in info.items() if k != "dev_query_ids"}, indent=1))
@@ -235,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--k", type=int, default=100, help="candidates reranked per query")
     e.add_argument("--reranker", default=None, help="model name/path, or 'none' (default: the course reranker)")
     e.add_argument("--fusion-weight", type=float, default=None, help="cross-encoder weight in the fusion")
-    e.add_argument("--max-queries", type=int, default=None)
+    e.add_argument("--max-queries", type=int, default=None, help="the first N queries in id order")
+    e.add_argument("--sample", type=int, default=None, help="a fixed random subset of N queries (see --seed)")
+    e.add_argument("--seed", type=int, default=0, help="seed of --sample")
     e.add_argument("--max-length", type=int, default=None, help="pair token limit (default: the model's)")
     e.add_argument("--no-cache", action="store_true", help="rescore every pair instead of using the score cache")
     e.add_argument("--json", action="store_true")
@@ -253,6 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=13)
     t.add_argument("--neg-miner", choices=["dense", "reranker"], default="dense",
                    help="hard negatives from the bi-encoder, or half from the --init-from model's own ranking")
+    t.add_argument("--label-sample", type=int, default=None, help="cap on the dataset's labelled groups")
+    t.add_argument("--medquad-groups", type=int, default=0,
+                   help="MedQuAD train questions as extra labelled groups (medquad beside --dataset)")
+    t.add_argument("--pseudo-corpora", nargs="*", default=[],
+                   help="other corpora (beside --dataset) for title->text pseudo-query groups")
+    t.add_argument("--n-pseudo-extra", type=int, default=300, help="pseudo-query groups per --pseudo-corpora entry")
+    t.add_argument("--kl-weight", type=float, default=0.5, help="weight of KL to the bi-encoder's group distribution")
+    t.add_argument("--lr", type=float, default=2e-5)
     t.add_argument("--device", default=None)
     t.add_argument("--max-groups", type=int, default=None, help="cap on training groups (smoke tests)")
     t.add_argument("--init-from", default=None, help="continue from an earlier run's output (a second stage)")

@@ -13,6 +13,8 @@ Runs come from :mod:`course_lib.runs`, metrics from :mod:`course_lib.metrics`, c
 
 from __future__ import annotations
 
+import random
+
 import time
 
 import numpy as np
@@ -47,13 +49,20 @@ def evaluate_pipeline(
     use_cache: bool = True,
     show_progress: bool = True,
     first_only: bool = False,
+    sample: int | None = None,
+    seed: int = 0,
 ) -> dict:
     """First stage, cross-encoder alone and the fused pipeline on one dataset split.
 
     Args:
         scorer: a :class:`~course_lib.rerank.Scorer` (None = the course reranker).
+        max_queries: the first ``max_queries`` queries in id order.
+        sample: a fixed random subset of ``sample`` queries instead (``seed``; the same subset on
+            every machine), for large splits such as ObliQA's.
         first_only: report the first stage alone (no scorer is loaded).
     """
+    if sample:
+        ds = sample_queries(ds, sample, seed)
     if max_queries:
         ds = ds.subset(sorted(ds.queries)[:max_queries])
     first = first_stage_run(ds, first_stage, k, show_progress=show_progress)
@@ -75,6 +84,22 @@ def evaluate_pipeline(
     result["rerank_seconds_per_query"] = round(sum(seconds.values()) / max(1, len(seconds)), 3) if n_pairs else None
     result["pairs_scored"] = n_pairs
     return result
+
+
+def sample_queries(ds: Dataset, n: int, seed: int = 0) -> Dataset:
+    """A fixed random subset of ``n`` queries (all of them if there are fewer), in id order.
+
+    >>> from course_lib.data import load_course_corpus
+    >>> ds = load_course_corpus()
+    >>> sorted(sample_queries(ds, 3).queries) == sorted(sample_queries(ds, 3).queries)
+    True
+    >>> len(sample_queries(ds, 3).queries)
+    3
+    """
+    qids = sorted(ds.queries)
+    if n >= len(qids):
+        return ds
+    return ds.subset(sorted(random.Random(seed).sample(qids, n)))
 
 
 def paired_bootstrap(a, b, n_resamples: int = 2000, seed: int = 0, alpha: float = 0.05) -> dict:

@@ -82,3 +82,42 @@ def test_reranker_mined_negatives_are_its_near_misses_below_the_positive(course_
             with_pool += 1
             assert set(ids[1:]) & set(near)
     assert with_pool >= len(groups) // 2
+
+
+@pytest.mark.slow
+def test_recipe_adds_medquad_and_other_corpora_and_holds_out_the_tuning_slice(tmp_path, course_ds, monkeypatch):
+    from course_lib.course_reranker.recipe import RecipeConfig, train_reranker
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    write_course_as_beir(course_ds, tmp_path / "data" / "course", split="train")
+    write_course_as_beir(course_ds, tmp_path / "data" / "medquad", split="train")  # stands in for MedQuAD
+    titled = course_ds.subset(sorted(course_ds.queries))
+    for d, doc in titled.corpus.items():  # a corpus whose titles make pseudo-queries
+        doc["title"] = " ".join(doc["text"].split()[:6])
+    write_course_as_beir(titled, tmp_path / "data" / "other", split="test")
+    cfg = RecipeConfig(n_pseudo=0, course_repeats=0, max_length=64, groups_per_step=2, bf16=False, dev_fraction=0.2,
+                       medquad_groups=5, medquad_tune=4, pseudo_corpora=("other",), n_pseudo_extra=3)
+    info = train_reranker(tmp_path / "data", tmp_path / "model", dataset="course", cfg=cfg, max_groups=4,
+                          show_progress=False)
+    assert info["n_extra_groups"]["other-pseudo"] == 3
+    assert info["n_extra_groups"]["medquad-train"] >= 5  # one group per judged answer of 5 questions
+    assert len(info["medquad_tune_query_ids"]) == 4
+
+
+def test_medquad_tuning_slice_is_fixed_and_disjoint(course_ds):
+    from course_lib.course_reranker.recipe import medquad_tuning_split
+
+    train, tune = medquad_tuning_split(course_ds, 5)
+    again = medquad_tuning_split(course_ds, 5)[1]
+    assert len(tune.queries) == 5 and sorted(tune.queries) == sorted(again.queries)
+    assert not set(tune.queries) & set(train.queries)
+
+
+def test_a_missing_extra_corpus_is_a_clear_error(tmp_path):
+    from course_lib.course_reranker.recipe import _dataset_beside
+
+    (tmp_path / "scifact").mkdir()
+    with pytest.raises(FileNotFoundError, match="'medquad' not found beside"):
+        _dataset_beside(tmp_path, "scifact", "medquad")
+    (tmp_path / "medquad").mkdir()
+    assert _dataset_beside(tmp_path / "scifact", "scifact", "medquad") == tmp_path / "medquad"

@@ -63,6 +63,14 @@ class RecipeConfig:
     neg_miner: str = "dense"
     reranker_pool: int = 10
     bf16: bool = True  # autocast on CPUs with avx512_bf16 / on CUDA; master weights stay fp32
+    # broader signal (a later stage): cap on the main dataset's labelled groups (None = all), MedQuAD
+    # train questions (consumer health, another question style) and title -> text pseudo-queries from
+    # other corpora, each found beside the main dataset in the data directory
+    label_sample: int | None = None
+    medquad_groups: int = 0
+    medquad_tune: int = 100  # MedQuAD train questions held out for tuning (fixed: seed 0), never trained on
+    pseudo_corpora: tuple[str, ...] = ()
+    n_pseudo_extra: int = 300  # pseudo-query groups per extra corpus
 
 
 @dataclass
@@ -163,10 +171,14 @@ def graded_groups(ds: Dataset, index: DenseIndex, cfg: RecipeConfig, rng: random
     return groups
 
 
-def pseudo_groups(corpus: dict, index: DenseIndex, cfg: RecipeConfig, rng: random.Random, show_progress=True) -> list[Group]:
-    """Title -> body groups from the corpus (no labels): negatives are the title's dense neighbours."""
+def pseudo_groups(corpus: dict, index: DenseIndex, cfg: RecipeConfig, rng: random.Random, show_progress=True,
+                  n: int | None = None) -> list[Group]:
+    """Title -> body groups from the corpus (no labels): negatives are the title's dense neighbours.
+
+    ``n`` groups (default ``cfg.n_pseudo``) from documents with a title of at least four words."""
+    n = cfg.n_pseudo if n is None else n
     candidates = [d for d in sorted(corpus) if len(corpus[d].get("title", "").split()) >= 4 and corpus[d].get("text")]
-    chosen = rng.sample(candidates, min(cfg.n_pseudo, len(candidates)))
+    chosen = rng.sample(candidates, min(n, len(candidates)))
     if not chosen:  # a corpus without titles gives no pseudo-queries
         return []
     titles = [corpus[d]["title"] for d in chosen]
@@ -295,6 +307,8 @@ def train_reranker(
     elif cfg.neg_miner != "dense":
         raise ValueError("neg_miner must be 'dense' or 'reranker'")
     groups = label_groups(train, index, cfg, rng, show_progress, reranker=miner)
+    if cfg.label_sample is not None:
+        groups = rng.sample(groups, min(cfg.label_sample, len(groups)))
     n_label = len(groups)
     pseudo = pseudo_groups(full.corpus, index, cfg, rng, show_progress) if cfg.n_pseudo else []
     n_pseudo = len(pseudo)
@@ -308,11 +322,26 @@ def train_reranker(
         course_index = DenseIndex.build(course_train.corpus, embedder, cache_key="course", show_progress=False)
         groups += graded_groups(course_train, course_index, cfg, rng, cfg.course_repeats, show_progress)
     n_course = len(groups) - n_label - n_pseudo
+    extra, medquad_tune_ids = {}, []
+    if cfg.medquad_groups:
+        mq = load_beir(_dataset_beside(data_dir, dataset, "medquad"), "train")
+        mq_train, mq_tune = medquad_tuning_split(mq, cfg.medquad_tune)
+        medquad_tune_ids = sorted(mq_tune.queries)
+        mq_index = DenseIndex.build(mq.corpus, embedder, cache_key=mq.name, show_progress=show_progress)
+        picked = mq_train.subset(sorted(rng.sample(sorted(mq_train.queries), min(cfg.medquad_groups, len(mq_train.queries)))))
+        extra["medquad-train"] = label_groups(picked, mq_index, cfg, rng, show_progress)
+    for name in cfg.pseudo_corpora:
+        other = load_beir(_dataset_beside(data_dir, dataset, name), _any_split(_dataset_beside(data_dir, dataset, name)))
+        o_index = DenseIndex.build(other.corpus, embedder, cache_key=other.name, show_progress=show_progress)
+        extra[f"{name}-pseudo"] = pseudo_groups(other.corpus, o_index, cfg, rng, show_progress, n=cfg.n_pseudo_extra)
+    for g in extra.values():
+        groups += g
     if max_groups:
         groups = rng.sample(groups, min(max_groups, len(groups)))
     log(f"{n_label} labelled and {n_pseudo} pseudo-query groups from {len(train.queries)} queries, "
         f"{n_course} course-corpus groups from {len(course_ids)} train-half queries "
-        f"({len(groups)} used); dev: {len(dev.queries)} queries")
+        f"({len(groups)} used); dev: {len(dev.queries)} queries"
+        + "".join(f"; {len(g)} {name} groups" for name, g in extra.items()))
     base = bundled_embedder_path()
     if init_from is not None:
         from course_lib.course_reranker.modeling import CourseRerankerModel, register
@@ -338,6 +367,8 @@ def train_reranker(
         "n_label_groups": n_label,
         "n_pseudo_groups": n_pseudo,
         "n_course_groups": n_course,
+        "n_extra_groups": {name: len(g) for name, g in extra.items()},
+        "medquad_tune_query_ids": medquad_tune_ids,
         "course_train_query_ids": course_ids,
         "train_seconds": round(seconds, 1),
         "first_loss": round(float(np.mean(losses[:20])), 4) if losses else None,
@@ -347,6 +378,31 @@ def train_reranker(
     }
     (out / "training.json").write_text(json.dumps(info, indent=1))
     return info
+
+
+def medquad_tuning_split(mq: Dataset, n_tune: int = 100) -> tuple[Dataset, Dataset]:
+    """MedQuAD train questions split into (trainable, held-out tuning slice of ``n_tune``), fixed by seed 0.
+
+    The tuning slice is the same for every recipe tried, so trials are compared on one set, and a
+    question held out here is never a training query.  Its answers may still appear as *negatives*
+    for other questions (they are corpus passages), as test answers may in any dense-mined recipe.
+    """
+    return mq.split_queries(n_tune / max(1, len(mq.queries)), seed=0)
+
+
+def _dataset_beside(data_dir, main: str, name: str) -> Path:
+    """The folder of dataset ``name`` given the recipe's ``data_dir`` (a folder of datasets or ``main`` itself)."""
+    root = Path(data_dir)
+    if (root / name).is_dir():
+        return root / name
+    if root.name == main and (root.parent / name).is_dir():
+        return root.parent / name
+    raise FileNotFoundError(f"dataset {name!r} not found beside {root} (expected {root / name})")
+
+
+def _any_split(folder: Path) -> str:
+    """A qrels split of ``folder`` (pseudo-queries read only its corpus; queries and judgements are unused)."""
+    return sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))[0]
 
 
 def save_model(model, tokenizer, out: Path, max_length: int, half: bool = False) -> None:

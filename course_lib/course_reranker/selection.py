@@ -121,3 +121,38 @@ def select_fusion_weight(tuning: dict, tolerance: float = 0.005) -> dict:
         "mean_gain": round(float(np.mean(list(gains[best].values()))), 4),
         "gain_by_collection": {name: round(g, 4) for name, g in gains[best].items()},
     }
+
+
+def prefer_model(current: dict, candidate: dict, tolerance: float = 0.01) -> dict:
+    """The model rule: does ``candidate`` replace ``current``?  Both are tuning reports
+    (``scripts/select_fusion_weight.py --out``) with ``<set>_dense_ndcg@10`` and
+    ``<set>_reranker_alone_ndcg@10`` for the same tuning sets.
+
+    The candidate wins if its reranker-alone gain over dense, averaged over the sets the two reports
+    share, is higher, and it is at most ``tolerance`` below the current model alone on every set.
+
+    >>> cur = {"a_dense_ndcg@10": .5, "a_reranker_alone_ndcg@10": .6, "b_dense_ndcg@10": .4, "b_reranker_alone_ndcg@10": .3}
+    >>> new = {"a_dense_ndcg@10": .5, "a_reranker_alone_ndcg@10": .595, "b_dense_ndcg@10": .4, "b_reranker_alone_ndcg@10": .38}
+    >>> prefer_model(cur, new)["replace"]
+    True
+    >>> prefer_model(cur, {**new, "a_reranker_alone_ndcg@10": .55})["replace"]  # loses 0.05 on set a
+    False
+    """
+    suffix = "_reranker_alone_ndcg@10"
+    sets = sorted(k[: -len(suffix)] for k in current if k.endswith(suffix) and k in candidate)
+    if not sets:
+        raise ValueError("the two reports share no tuning set")
+
+    def gain(rep, s):
+        return rep[s + suffix] - rep[s + "_dense_ndcg@10"]
+
+    mean_cur = float(np.mean([gain(current, s) for s in sets]))
+    mean_new = float(np.mean([gain(candidate, s) for s in sets]))
+    worst = min(candidate[s + suffix] - current[s + suffix] for s in sets)
+    return {
+        "sets": sets,
+        "mean_alone_gain_current": round(mean_cur, 4),
+        "mean_alone_gain_candidate": round(mean_new, 4),
+        "worst_change_alone": round(worst, 4),
+        "replace": bool(mean_new > mean_cur and worst >= -tolerance),
+    }
