@@ -103,3 +103,30 @@ def reliability_table(probabilities, labels, n_bins: int = 10):
         if mask.any():
             rows.append((b / n_bins, (b + 1) / n_bins, int(mask.sum()), float(p[mask].mean()), float(y[mask].mean())))
     return rows
+
+
+def threshold_for_precision(probabilities, labels, target: float = 0.8, min_support: int = 5) -> float | None:
+    """The lowest probability threshold whose precision on held-out (probability, label) pairs
+    reaches ``target`` with at least ``min_support`` passages above it; None if none does (then a
+    system should abstain rather than pretend).
+
+    >>> threshold_for_precision([0.9, 0.8, 0.7, 0.6, 0.2], [1, 1, 0, 1, 0], target=0.75, min_support=2)
+    0.6
+    >>> threshold_for_precision([0.9, 0.1], [0, 1], target=0.9, min_support=1) is None
+    True
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if p.shape != y.shape:
+        raise ValueError("probabilities and labels must have the same length")
+    order = np.argsort(-p, kind="stable")
+    p, y = p[order], y[order]
+    hits = np.cumsum(y)
+    best = None
+    for i in range(len(p)):
+        if i + 1 < len(p) and p[i + 1] == p[i]:
+            continue  # a threshold keeps every tie
+        n = i + 1
+        if n >= min_support and hits[i] / n >= target:
+            best = float(p[i])
+    return best

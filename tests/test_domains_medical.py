@@ -51,3 +51,43 @@ def test_a_field_that_is_neither_string_nor_list_is_a_type_error(ctx):
         MedicalRerankingSystem.enhance_query("q", ctx)
     with pytest.raises(TypeError):
         MedicalRerankingSystem.safety_check({"text": "x", "contraindications": ["warfarin"]}, ctx)
+
+
+# --- consumer questions, specialty prototypes, thresholds with abstention -----------------------
+
+def test_cleaning_keeps_the_question_when_the_story_is_long():
+    from course_lib.domains.medical import clean_consumer_question
+
+    story = " ".join(["My husband has been on a machine at night for two years and it is hard."] * 6)
+    msg = f"sleep apnea. Hello. {story} Is there a surgery for sleep apnea? Thanks in advance"
+    out = clean_consumer_question(msg, max_words=30)
+    assert out.startswith("sleep apnea. Is there a surgery for sleep apnea?")
+    assert "Hello" not in out and "Thanks" not in out and len(out.split()) <= 30
+    assert " ".join(msg.split()[:30]).count("?") == 0  # a plain cap would have lost the question
+    assert clean_consumer_question("Dementia. Is dementia genetic?") == "Dementia. Is dementia genetic?"
+    with pytest.raises(TypeError):
+        clean_consumer_question(None)
+
+
+def test_specialty_detector_combines_prototypes_and_keywords():
+    import numpy as np
+
+    from course_lib.domains.medical import SpecialtyDetector
+
+    det = SpecialtyDetector.from_vectors(np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]), ["oncology", "neurology", "general"],
+                                         keywords={"neurology": ["seizure"]}, keyword_weight=0.7)
+    assert det.names == ["neurology", "oncology"]  # no prototype for the fallback
+    vecs = np.array([[0.9, 0.3], [0.9, 0.3]])
+    assert det.predict_vectors(vecs, ["tumour growth", "a seizure after chemo"]) == ["oncology", "neurology"]
+    with pytest.raises(ValueError):
+        SpecialtyDetector.from_vectors(np.ones((2, 2)), ["general", "general"])
+
+
+def test_abstention_is_an_explicit_result_and_context_can_stay_out_of_the_query(overlap_scorer):
+    system = MedicalRerankingSystem(AdvancedReranker(scorer=overlap_scorer), thresholds={"general": 0.99},
+                                    context_in_query=False)
+    res = system.rerank_medical_query("bananas and diabetes", {"conditions": ["diabetes"]},
+                                      [{"id": "1", "text": "unrelated text"}])
+    assert res.abstained and res.results == [] and res.query == "bananas and diabetes"
+    easy = MedicalRerankingSystem(AdvancedReranker(scorer=overlap_scorer), thresholds={"general": 0.0})
+    assert not easy.rerank_medical_query("bananas", None, [{"id": "1", "text": "bananas"}]).abstained

@@ -6,9 +6,19 @@ reason about: specialty detection matches whole words, thresholds are probabilit
 are new dicts, and safety filtering never drops a passage silently — it is returned in
 ``excluded`` with the reason, for a clinician to see.
 
+Real consumer questions (TREC LiveQA-Med) are long, polite and misspelled: the question is often
+the last sentence, after a greeting and a story.  :func:`clean_consumer_question` keeps the subject
+and the question sentences within the reranker's query budget.  :class:`SpecialtyDetector` routes
+by keywords *and* the bi-encoder's similarity to specialty prototypes built from labelled passages;
+:func:`course_lib.calibration.threshold_for_precision` picks a per-specialty probability threshold
+on held-out data, and a result with no passage above it says so (``abstained``).
+
 Example
 -------
->>> from course_lib.domains.medical import MedicalRerankingSystem
+>>> from course_lib.domains.medical import MedicalRerankingSystem, clean_consumer_question
+>>> clean_consumer_question("Ear ache. Hi doctor. My son has had otitis for a week and takes amoxicillin. "
+...                         "Is blood in the ear normal? Thank you!")
+'Ear ache. Is blood in the ear normal? My son has had otitis for a week and takes amoxicillin.'
 >>> MedicalRerankingSystem.detect_specialty("sudden chest pain and hypertension")
 'cardiology'
 >>> MedicalRerankingSystem.enhance_query("treatment options", {"age": 67, "conditions": ["diabetes"]})
@@ -19,6 +29,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from course_lib.domains.common import as_str_list, check_ranker, meta, rerank_pool, validate_domain_query
 from course_lib.rerank import AdvancedReranker, Ranker
@@ -32,19 +44,129 @@ SPECIALTY_KEYWORDS = {
 SPECIALTY_THRESHOLDS = {"cardiology": 0.5, "oncology": 0.5, "neurology": 0.5, "general": 0.4}
 
 
+_COURTESY = re.compile(
+    r"^((hi|hello|hey|dear|greetings|good (morning|afternoon|evening))\b.*|thanks?\b.*|thank you.*|regards.*"
+    r"|sincerely.*|best wishes.*|please help( me)?|help( me)?)$", re.I)
+_QUESTION_START = re.compile(r"^(what|how|is|are|can|could|does|do|did|should|why|which|when|where|will|would|has|have)\b", re.I)
+
+
+def _sentences(text: str) -> list[str]:
+    parts = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+    return [p.strip() for p in parts if p.strip(" .!?")]
+
+
+def clean_consumer_question(text: str, max_words: int = 48) -> str:
+    """A consumer's message cut to what a reranker should read: the subject line, then the
+    question sentences, then the rest of the story, courtesy removed, within ``max_words``.
+
+    A plain cap on the first N tokens keeps the greeting and the story and loses the question,
+    which consumers often ask last.  Sentences keep their order within each group; a short
+    message comes back unchanged apart from the courtesy.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"question must be a string, got {type(text).__name__}")
+    sents = [x for x in _sentences(text) if not (len(x.split()) <= 6 and _COURTESY.match(x.strip(" .!?,")))]
+    if not sents:
+        return " ".join(text.split())
+    subject, rest = sents[0], sents[1:]
+    questions = [x for x in rest if x.endswith("?") or _QUESTION_START.match(x)]
+    story = [x for x in rest if x not in questions]
+    out, n = [], 0
+    for x in [subject] + questions + story:
+        w = len(x.split())
+        if out and n + w > max_words:
+            if x in questions:  # a question is worth more than the story: keep its start
+                out.append(" ".join(x.split()[: max(0, max_words - n)]))
+                n = max_words
+            continue
+        out.append(x)
+        n += w
+    return " ".join(o for o in out if o)
+
+
 def _contains(text: str, phrase: str) -> bool:
     return re.search(r"\b" + re.escape(phrase.lower()) + r"\b", text.lower()) is not None
 
 
+# MedQuAD answers come from NIH institutes with a clinical remit: their source is a specialty label.
+MEDQUAD_SOURCE_SPECIALTY = {
+    "CancerGov": "oncology", "NINDS": "neurology", "NHLBI": "heart-lung-blood",
+    "NIDDK": "digestive-kidney-endocrine", "CDC": "infectious-disease",
+}
+
+
+class SpecialtyDetector:
+    """Specialty of a question from keyword hits *and* cosine similarity to specialty prototypes.
+
+    A prototype is the mean bi-encoder embedding of passages labelled with that specialty (for
+    MedQuAD, by the NIH institute that wrote them: :data:`MEDQUAD_SOURCE_SPECIALTY`).  The score of
+    a specialty is ``cos(question, prototype) + keyword_weight * keyword hits``; if the best cosine
+    is below ``min_similarity`` and no keyword hits, the answer is ``"general"``.
+
+    >>> import numpy as np
+    >>> det = SpecialtyDetector.from_vectors(np.array([[1.0, 0], [0.9, 0.1], [0, 1.0]]), ["onc", "onc", "neuro"])
+    >>> det.predict_vectors(np.array([[0.8, 0.2], [0.1, 0.9], [-1.0, 0]]))
+    ['onc', 'neuro', 'general']
+    """
+
+    def __init__(self, prototypes: dict, embedder=None, keywords: dict | None = None, keyword_weight: float = 0.1,
+                 min_similarity: float = 0.2):
+        self.names = sorted(prototypes)
+        mat = np.stack([np.asarray(prototypes[n], dtype=np.float32) for n in self.names])
+        self.prototypes = mat / np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+        self.embedder = embedder
+        self.keywords = {k: v for k, v in (keywords or {}).items() if k in prototypes}
+        self.keyword_weight = keyword_weight
+        self.min_similarity = min_similarity
+
+    @classmethod
+    def from_vectors(cls, vectors, labels, **kwargs) -> "SpecialtyDetector":
+        """Prototypes from labelled passage embeddings (one label per row; "general" rows are skipped)."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        labels = list(labels)
+        if len(labels) != len(vectors):
+            raise ValueError("one label per vector")
+        protos = {lab: vectors[[i for i, x in enumerate(labels) if x == lab]].mean(0)
+                  for lab in sorted(set(labels)) if lab != "general"}
+        if not protos:
+            raise ValueError("no labelled passages outside 'general'")
+        return cls(protos, **kwargs)
+
+    def predict_vectors(self, vectors, texts=None) -> list[str]:
+        v = np.asarray(vectors, dtype=np.float32)
+        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        sims = v @ self.prototypes.T
+        out = []
+        for i, row in enumerate(sims):
+            hits = np.array([sum(_contains(texts[i], k) for k in self.keywords.get(n, ())) if texts else 0
+                             for n in self.names], dtype=np.float32)
+            score = row + self.keyword_weight * hits
+            j = int(np.argmax(score))
+            out.append(self.names[j] if row.max() >= self.min_similarity or hits.max() > 0 else "general")
+        return out
+
+    def predict(self, texts) -> list[str]:
+        """Specialties of questions (needs ``embedder``, e.g. :func:`course_lib.models.load_embedder`)."""
+        from course_lib.dense import encode_texts
+
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return self.predict_vectors(encode_texts(texts, self.embedder, show_progress=False), texts)
+
+
 @dataclass
 class MedicalResult:
-    """Reranked passages, the passages excluded by safety rules (with reasons), and the context used."""
+    """Reranked passages, the passages excluded by safety rules (with reasons), and the context used.
+
+    ``abstained`` is True when candidates were given but none cleared the specialty's threshold:
+    "no passage is good enough" is an answer, not an empty list to be mistaken for a bug.
+    """
 
     results: list[dict]
     excluded: list[dict] = field(default_factory=list)
     specialty: str = "general"
     query: str = ""
     threshold: float = 0.5
+    abstained: bool = False
 
 
 class MedicalRerankingSystem:
@@ -55,14 +177,23 @@ class MedicalRerankingSystem:
             ``rerank_with_confidence``; None = an :class:`AdvancedReranker` on the course reranker).
         specialty_rerankers: optional ``{specialty: Ranker}`` (for example fine-tuned models
             from notebook 03); a specialty without one uses ``reranker``.
-        thresholds: probability threshold per specialty.
+        thresholds: probability threshold per specialty (choose them on held-out data with
+            :func:`course_lib.calibration.threshold_for_precision`).
+        detector: a :class:`SpecialtyDetector` (None = the keyword rule :meth:`detect_specialty`).
+        clean_question: read consumer questions through :func:`clean_consumer_question`.
+        context_in_query: append the patient's context to the query text (the course's approach);
+            False uses it only for the safety rules.  Measure both.
     """
 
     def __init__(self, reranker: Ranker | None = None, specialty_rerankers: dict | None = None,
-                 thresholds: dict | None = None):
+                 thresholds: dict | None = None, detector: SpecialtyDetector | None = None,
+                 clean_question: bool = False, context_in_query: bool = True):
         self.reranker = check_ranker(reranker) if reranker is not None else AdvancedReranker()
         self.specialty_rerankers = {s: check_ranker(r) for s, r in (specialty_rerankers or {}).items()}
         self.thresholds = {**SPECIALTY_THRESHOLDS, **(thresholds or {})}
+        self.detector = detector
+        self.clean_question = clean_question
+        self.context_in_query = context_in_query
 
     @staticmethod
     def enhance_query(query: str, patient_context: dict | None) -> str:
@@ -107,8 +238,11 @@ class MedicalRerankingSystem:
         not make it a question.
         """
         validate_domain_query(query, candidates, top_k)
-        enhanced = self.enhance_query(query, patient_context)
-        specialty = self.detect_specialty(enhanced)
+        asked = clean_consumer_question(query) if self.clean_question else query
+        enhanced = self.enhance_query(asked, patient_context) if self.context_in_query else asked
+        if not self.context_in_query:
+            _context(patient_context)  # still checked: the safety rules read it
+        specialty = self.detector.predict([asked])[0] if self.detector is not None else self.detect_specialty(enhanced)
         reranker = self.specialty_rerankers.get(specialty, self.reranker)
         threshold = self.thresholds.get(specialty, self.thresholds["general"])
         ranked = rerank_pool(reranker, enhanced, candidates, list(range(len(candidates))), threshold)
@@ -119,7 +253,8 @@ class MedicalRerankingSystem:
                 excluded.append({**r, "excluded_because": reason})
             else:
                 kept.append({**r, "specialty": specialty})
-        return MedicalResult(kept[:top_k], excluded, specialty, enhanced, threshold)
+        abstained = bool(candidates) and not ranked
+        return MedicalResult(kept[:top_k], excluded, specialty, enhanced, threshold, abstained)
 
 
 def _context(patient_context) -> dict:
