@@ -8,6 +8,9 @@ The recipe, step by step:
    (a later stage may take half of them from the earlier model's own near misses: ``neg_miner``).
 3. Add *pseudo-query* groups from the corpus itself: a document's title is the query, its
    body the positive, the title's dense neighbours the negatives.  No labels are used.
+   A later stage may broaden the signal (``label_sample``, ``medquad_groups``,
+   ``pseudo_corpora``): MedQuAD train questions with their answers (a fixed slice held out for
+   tuning, :func:`medquad_tuning_split`) and title -> text pseudo-queries from other corpora.
 4. Train the segment mean-pool cosine cross-encoder (:mod:`course_lib.course_reranker.modeling`) on groups of
    one positive + negatives with softmax cross-entropy over the group (logits at a fixed scale),
    plus ``kl_weight`` x KL(bi-encoder's group distribution || model's) to keep what the
