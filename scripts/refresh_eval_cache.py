@@ -10,7 +10,7 @@ from course_lib.env import configure
 
 configure(offline=True)
 
-from course_lib.caches import cache_dir, embedding_file  # noqa: E402
+from course_lib.caches import find_cached, embedding_file  # noqa: E402
 from course_lib.data import load_beir  # noqa: E402
 from course_lib.models import load_embedder  # noqa: E402
 from course_lib.rerank import CrossEncoderScorer  # noqa: E402
@@ -31,12 +31,13 @@ for name in args.datasets:
     e = embedding_file(name, ds.corpus, emb)
     s = f"scores/{fp}-{name}.json.gz"
     for rel in (e, s):
-        src = cache_dir() / rel
-        if not src.is_file():
-            raise SystemExit(f"missing {src}: run course-lib eval on {name} first")
-        shutil.copy2(src, out / rel)
+        src = find_cached(rel)  # the user cache first, then the shipped one (embeddings rarely change)
+        if src is None:
+            raise SystemExit(f"missing {rel}: run course-lib eval on {name} first")
+        if src != out / rel:
+            shutil.copy2(src, out / rel)
         keep.add(rel)
-        print(f"copied {rel} ({src.stat().st_size / 1e6:.1f} MB)")
+        print(f"{'kept' if src == out / rel else 'copied'} {rel} ({src.stat().st_size / 1e6:.1f} MB)")
 for old in out.glob("emb-*.npy"):
     if old.name not in keep:
         old.unlink()

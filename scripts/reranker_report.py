@@ -6,7 +6,8 @@ For each model and collection (dense top ``--k``, NDCG@10): the first stage, the
 the fused pipeline at the model's own fusion weight (``--weights``, default the package default for
 every model).  Collections: SciFact test, Cranfield (all 225 queries and the half never used for
 tuning), the course corpus's evaluation half, MedQuAD/LiveQA test and a fixed 300-query ObliQA test
-subset (``course_lib.evaluation.sample_queries``, seed 0) — whichever the data directory has.
+subset (``course_lib.evaluation.sample_queries``, seed 0; ``--k-obliqa`` sets its depth: 30 keeps a
+two-model report within minutes on a CPU) — whichever the data directory has.
 Scores go through the score cache, so a second run (or ``course-lib eval`` on the same set) is quick.
 This reads test splits: run it only after the model and weight were chosen on tuning data.
 """
@@ -28,7 +29,7 @@ from course_lib.rerank import CrossEncoderScorer  # noqa: E402
 from course_lib.runs import first_stage_run, fused_run, rerank_scores  # noqa: E402
 
 
-def collections(data):
+def collections(data, k, k_obliqa):
     out = []
     for name, split, n in [("scifact", "test", None), ("cranfield", "test", None), ("medquad", "test", None),
                            ("obliqa", "test", 300)]:
@@ -38,11 +39,12 @@ def collections(data):
             continue
         if n:
             ds = sample_queries(ds, n, seed=0)
-        out.append((f"{name}-{split}" + (f"-{n}" if n else ""), name, ds))
+        depth = k_obliqa if name == "obliqa" else k
+        out.append((f"{name}-{split}" + (f"-{n}" if n else ""), name, ds, depth))
         if name == "cranfield":
-            out.append(("cranfield-unseen-half", name, ds.split_queries(0.5, seed=0)[1]))
+            out.append(("cranfield-unseen-half", name, ds.split_queries(0.5, seed=0)[1], k))
     _, course_eval = course_query_split()
-    out.append(("course-eval-half", "course", course_eval))
+    out.append(("course-eval-half", "course", course_eval, k))
     return out
 
 
@@ -52,28 +54,29 @@ def main():
     ap.add_argument("--models", nargs="+", default=["shipped"])
     ap.add_argument("--weights", nargs="*", type=float, default=None, help="fusion weight per model")
     ap.add_argument("--k", type=int, default=100)
+    ap.add_argument("--k-obliqa", type=int, default=None, help="depth on ObliQA (default --k)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     weights = args.weights or [DEFAULT_FUSION_WEIGHT] * len(args.models)
-    sets = collections(args.data)
-    firsts = {label: first_stage_run(ds, "dense", args.k) for label, _, ds in sets}
+    sets = collections(args.data, args.k, args.k_obliqa or args.k)
+    firsts = {label: first_stage_run(ds, "dense", depth) for label, _, ds, depth in sets}
     report = {"k": args.k, "collections": {}}
     for model, w in zip(args.models, weights):
         path = course_reranker_path() if model == "shipped" else Path(model)
         scorer = CrossEncoderScorer(load_reranker(str(path)))
-        for label, cache_name, ds in sets:
+        for label, cache_name, ds, depth in sets:
             first = firsts[label]
             scores, _, _ = rerank_scores(ds, first, scorer, ScoreCache.for_scorer(scorer, cache_name), show_progress=True)
-            row = report["collections"].setdefault(label, {"n_queries": len(ds.queries),
+            row = report["collections"].setdefault(label, {"n_queries": len(ds.queries), "k": depth,
                                                            "dense": round(metrics.mean(metrics.ndcg(first, ds.qrels, 10)), 4)})
             row[model] = {"alone": round(metrics.mean(metrics.ndcg(scores, ds.qrels, 10)), 4),
                           "fused": round(metrics.mean(metrics.ndcg(fused_run(first, scores, w), ds.qrels, 10)), 4),
                           "weight": w}
-    head = "| collection | queries | dense | " + " | ".join(f"{m}: alone / fused" for m in args.models) + " |"
+    head = "| collection | queries | top k | dense | " + " | ".join(f"{m}: alone / fused" for m in args.models) + " |"
     print(head)
-    print("|" + "---|" * (3 + len(args.models)))
+    print("|" + "---|" * (4 + len(args.models)))
     for label, row in report["collections"].items():
-        print(f"| {label} | {row['n_queries']} | {row['dense']:.4f} | "
+        print(f"| {label} | {row['n_queries']} | {row['k']} | {row['dense']:.4f} | "
               + " | ".join(f"{row[m]['alone']:.4f} / {row[m]['fused']:.4f}" for m in args.models) + " |")
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1))

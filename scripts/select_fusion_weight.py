@@ -13,8 +13,10 @@ Tuning sets, all at the deployed depth (dense top 100), none of them a reported 
   the data directory; dense top ``--k-medquad`` (default 30: each has one answer, and its long
   passages make top 100 slow on a CPU).
 
-Fusion weight: a weight is *safe* if the fused pipeline is not more than 0.005 NDCG@10 below the
-first stage on every set; the chosen weight is the safe one with the best mean gain over the first
+Fusion weight: a weight is *safe* if the fused pipeline is not below the first stage on any set
+(``--tolerance``, default 0; it was 0.005 until the MedQuAD-trained model, and was set to 0 before
+that model's test figures were read, because the course's goal is a fused default that never loses
+to its first stage); the chosen weight is the safe one with the best mean gain over the first
 stage (:func:`course_lib.course_reranker.selection.select_fusion_weight`).
 
 Model (rule fixed before any test figure of a candidate is read): a retrained model replaces the
@@ -65,6 +67,9 @@ def main():
     ap.add_argument("--model", default=None, help="model directory (default: the shipped course reranker)")
     ap.add_argument("--out", default=None, help="also write the result here (JSON)")
     ap.add_argument("--compare", default=None, help="the shipped model's --out file: apply the model rule")
+    ap.add_argument("--tolerance", type=float, default=0.0, help="how far below dense a safe weight may be")
+    ap.add_argument("--sets", nargs="*", default=None,
+                    help="only these tuning sets (scifact-dev, cranfield-tune-half, medquad-tune)")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     model_dir = Path(args.model) if args.model else course_reranker_path()
@@ -79,15 +84,17 @@ def main():
         sets.append(("medquad-tune", mq_tune, "medquad", args.k_medquad))
     except DataError:
         print("no medquad in the data directory: tuning on SciFact dev and Cranfield only")
+    if args.sets:
+        sets = [x for x in sets if x[0] in args.sets]
     tuning, alone, pairs = {}, {}, 0
     for name, ds, cache_name, k in sets:
         by_w, base, alone[name], n_new = sweep(ds, scorer, cache_name, k)
         tuning[name] = (by_w, base)
         pairs += n_new
-    choice = select_fusion_weight(tuning)
+    choice = select_fusion_weight(tuning, tolerance=args.tolerance)
     out = {
         "rule": "best mean NDCG@10 gain over dense across %s (dense top %s), among weights with fused >= "
-                "dense - 0.005 on every set" % (", ".join(tuning), "/".join(str(k) for *_, k in sets)),
+                "dense - %g on every set" % (", ".join(tuning), "/".join(str(k) for *_, k in sets), args.tolerance),
         "k": {name: k for name, _, _, k in sets},
         "model": model_dir.name,
         "cranfield_tune_queries": sorted(tune.queries),
