@@ -83,6 +83,11 @@ def _as_date(value) -> date | None:
             return None
 
 
+def _text_hash(c: dict) -> str:
+    """A short hash of a passage's text: the audit log records it so a replay can prove the same input."""
+    return hashlib.sha1(str(c.get("text", "")).encode()).hexdigest()[:12]
+
+
 def _doc_id(c: dict, position: int) -> str:
     return str(c.get("id", c.get("doc_id", _meta(c, "id") or position)))
 
@@ -206,7 +211,7 @@ class ComplianceRerankingSystem:
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "query": query, "jurisdiction": jurisdiction, "document_type": document_type, "reranker_query": enhanced,
             "model": self.model_fingerprint(), "settings": self.settings(),
-            "candidates": [{"id": _doc_id(c, i), "sha1": hashlib.sha1(str(c.get("text", "")).encode()).hexdigest()[:12]}
+            "candidates": [{"id": _doc_id(c, i), "sha1": _text_hash(c)}
                            for i, c in enumerate(candidates)],
             "filtered_out": [_doc_id(candidates[i], i) for i in range(len(candidates)) if i not in set(keep)],
             "results": [{"id": _doc_id(r, r["original_position"]), "relevance_score": round(float(r["relevance_score"]), 6),
@@ -236,8 +241,7 @@ def replay(record: dict, candidates: list[dict], reranker: Ranker | None = None,
                                        recency_bonus=s["recency_bonus"], recency_years=s["recency_years"],
                                        today=date.fromisoformat(s["today"]), type_weights=s["type_weights"],
                                        hierarchy=s["hierarchy"], context_in_query=s["context_in_query"])
-    hashes = [hashlib.sha1(str(c.get("text", "")).encode()).hexdigest()[:12] for c in candidates]
-    same_inputs = [(_doc_id(c, i), h) for i, (c, h) in enumerate(zip(candidates, hashes))] == \
+    same_inputs = [(_doc_id(c, i), _text_hash(c)) for i, c in enumerate(candidates)] == \
         [(c["id"], c["sha1"]) for c in record["candidates"]]
     out = system.rerank_compliance_query(record["query"], record["jurisdiction"], record["document_type"], candidates,
                                          top_k=max(1, len(record["results"])) if record["results"] else len(candidates))
