@@ -20,7 +20,7 @@ asserts fail a wrong answer.
 outputs under it (so clearing outputs in JupyterLab cannot make a check pass or fail), runs it
 with nbval and prints one line per check and a score; the exit code is 0 only if all pass.
 
-Command line: ``course-lib grade exercises/01_custom_domain_reranker.ipynb``;
+Command line: ``course-lib grade exercises/02_custom_domain_reranker.ipynb``;
 ``python -m course_lib.grading generate solutions exercises`` regenerates all exercises.
 """
 

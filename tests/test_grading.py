@@ -69,7 +69,7 @@ def test_grader_fails_unsolved_and_passes_completed(sol, tmp_path):
 
 @pytest.mark.slow
 def test_grader_catches_boost_without_resorting(tmp_path):
-    sol = ROOT / "solutions" / "01_custom_domain_reranker.ipynb"
+    sol = ROOT / "solutions" / "02_custom_domain_reranker.ipynb"
     path = _completed_copy(sol, tmp_path)
     nb = nbformat.read(str(path), as_version=4)
     for c in nb.cells:
