@@ -22,7 +22,7 @@ def test_check_reports_fail_for_bad_data_dir(capsys, tmp_path):
 
 def test_eval_json_on_a_small_beir_dir(tmp_path, course_ds, capsys, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
-    root = write_course_as_beir(course_ds, tmp_path / "course", n_queries=6)
+    root = write_course_as_beir(course_ds, tmp_path / "mini", n_queries=6)  # not "course": no shipped scores
     assert main(["eval", "--data", str(root), "--k", "20", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["n_queries"] == 6 and res["k"] == 20

@@ -110,3 +110,14 @@ def test_an_audited_decision_replays_and_a_changed_passage_is_detected(overlap_s
     edited[2] = {**edited[2], "text": "client money need not be segregated"}
     changed = replay(record, edited, AdvancedReranker(scorer=overlap_scorer))
     assert not changed["same"] and not changed["same_inputs"]
+
+
+def test_a_rule_not_yet_in_force_earns_no_recency_bonus(overlap_scorer):
+    from datetime import date
+
+    from course_lib.domains.compliance import ComplianceRerankingSystem
+    from course_lib.rerank import AdvancedReranker
+
+    system = ComplianceRerankingSystem(AdvancedReranker(scorer=overlap_scorer), today=date(2026, 1, 1))
+    assert system.adjustments({"text": "x", "effective_date": "2027-01-01"}, None)["recency"] == 0.0
+    assert system.adjustments({"text": "x", "effective_date": "2025-12-31"}, None)["recency"] > 0.04

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from course_lib.data import load_beir
+from course_lib.data import load_beir, load_course_corpus
 from course_lib.caches import embedding_file, seed_dirs
 from course_lib.dense import encode_texts
 from course_lib.models import load_embedder
@@ -16,13 +16,13 @@ SEED = Path(__file__).resolve().parents[1] / "eval_cache"
 pytestmark = pytest.mark.skipif(not SEED.is_dir(), reason="no eval_cache/ shipped in this checkout")
 
 
-@pytest.mark.parametrize("name", ["scifact", "cranfield"])
+@pytest.mark.parametrize("name", ["scifact", "cranfield", "medquad", "obliqa", "course"])
 def test_shipped_scores_match_live_model(name, shared_data, course_scorer):
     path = SEED / "scores" / f"{course_scorer.fingerprint()}-{name}.json.gz"
     assert path.is_file(), f"no shipped scores for the current course reranker: {path.name}"
     with gzip.open(path, "rt") as fh:
         data = json.load(fh)
-    ds = load_beir(name, "test", data_dir=shared_data)
+    ds = load_course_corpus() if name == "course" else load_beir(name, "test", data_dir=shared_data)
     rng = random.Random(0)
     sample = [(q, d) for q in rng.sample(sorted(data), 4) for d in rng.sample(sorted(data[q]), 3)]
     live = course_scorer.score_pairs([(q, ds.doc_text(d)) for q, d in sample])
@@ -30,7 +30,7 @@ def test_shipped_scores_match_live_model(name, shared_data, course_scorer):
     assert np.allclose(live, cached, atol=2e-3), np.abs(live - cached).max()
 
 
-@pytest.mark.parametrize("name", ["scifact", "cranfield"])
+@pytest.mark.parametrize("name", ["scifact", "cranfield", "medquad", "obliqa"])
 def test_shipped_embeddings_match_live_embedder(name, shared_data):
     emb = load_embedder()
     ds = load_beir(name, "test", data_dir=shared_data)

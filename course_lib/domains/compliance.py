@@ -157,9 +157,9 @@ class ComplianceRerankingSystem:
 
     def _recency(self, c: dict) -> float:
         eff = _as_date(_meta(c, "effective_date") or _meta(c, "version_date"))
-        if eff is None or self.recency_years <= 0:
-            return 0.0
-        age = max(0.0, (self.today - eff).days / 365.25)
+        if eff is None or self.recency_years <= 0 or eff > self.today:
+            return 0.0  # a rule not yet in force earns no recency bonus
+        age = (self.today - eff).days / 365.25
         return self.recency_bonus * max(0.0, 1.0 - age / self.recency_years)
 
     def _superseded(self, c: dict) -> bool:
@@ -221,6 +221,16 @@ class ComplianceRerankingSystem:
         self.audit_log.parent.mkdir(parents=True, exist_ok=True)
         with self.audit_log.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
+
+
+def load_jurisdiction_set() -> dict:
+    """The course-written multi-jurisdiction rule set (educational, not legal advice): ``passages``
+    with jurisdiction, document type, effective and superseded dates; labelled ``queries``; ``today``.
+
+    >>> s = load_jurisdiction_set(); s["today"], len(s["queries"]) >= 5
+    ('2026-06-30', True)
+    """
+    return json.loads((Path(__file__).resolve().parents[1] / "assets" / "domains" / "regulations.json").read_text())
 
 
 def read_audit_log(path) -> list[dict]:

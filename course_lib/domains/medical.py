@@ -75,10 +75,10 @@ def clean_consumer_question(text: str, max_words: int = 48) -> str:
     for x in [subject] + questions + story:
         w = len(x.split())
         if out and n + w > max_words:
-            if x in questions:  # a question is worth more than the story: keep its start
-                out.append(" ".join(x.split()[: max(0, max_words - n)]))
-                n = max_words
-            continue
+            # keep the start of the first sentence that does not fit, then stop (dropping it whole
+            # would lose a long run-on story and keep only fragments)
+            out.append(" ".join(x.split()[: max(0, max_words - n)]))
+            break
         out.append(x)
         n += w
     return " ".join(o for o in out if o)
@@ -93,6 +93,48 @@ MEDQUAD_SOURCE_SPECIALTY = {
     "CancerGov": "oncology", "NINDS": "neurology", "NHLBI": "heart-lung-blood",
     "NIDDK": "digestive-kidney-endocrine", "CDC": "infectious-disease",
 }
+
+
+# Keywords for those specialties (whole words or phrases; a second signal beside the prototypes).
+MEDQUAD_SPECIALTY_KEYWORDS = {
+    "oncology": ["cancer", "tumor", "tumour", "chemotherapy", "leukemia", "lymphoma", "carcinoma", "malignant",
+                 "metastasis", "radiation therapy"],
+    "neurology": ["brain", "seizure", "seizures", "epilepsy", "stroke", "migraine", "neuropathy", "dementia",
+                  "parkinson", "multiple sclerosis", "spinal cord", "nerve", "nerves"],
+    "heart-lung-blood": ["heart", "cardiac", "blood pressure", "hypertension", "anemia", "asthma", "lung", "lungs",
+                         "copd", "arrhythmia", "sleep apnea", "blood clot"],
+    "digestive-kidney-endocrine": ["diabetes", "kidney", "kidneys", "liver", "stomach", "bowel", "colon", "thyroid",
+                                   "obesity", "pancreas", "digestive", "urinary", "bladder"],
+    "infectious-disease": ["infection", "infections", "virus", "bacteria", "vaccine", "vaccination", "parasite",
+                           "parasites", "outbreak", "flu", "influenza"],
+}
+
+
+def keyword_specialty(text: str, keywords: dict | None = None) -> str:
+    """The specialty with the most keyword hits in ``text`` (ties by name), else ``"general"``.
+
+    >>> keyword_specialty("Is my kidney stone related to diabetes?")
+    'digestive-kidney-endocrine'
+    >>> keyword_specialty("what is noonan syndrome")
+    'general'
+    """
+    keywords = MEDQUAD_SPECIALTY_KEYWORDS if keywords is None else keywords
+    hits = {s: sum(_contains(text, k) for k in kws) for s, kws in keywords.items()}
+    best = max(sorted(hits), key=lambda s: hits[s]) if hits else "general"
+    return best if hits.get(best, 0) > 0 else "general"
+
+
+def load_safety_set() -> dict:
+    """The course-written clinical safety set (educational, not medical advice): ``passages`` with
+    ``contraindications``, ``patients`` and labelled ``queries``.
+
+    >>> s = load_safety_set(); len(s["passages"]) >= 8, sorted(s["patients"])
+    (True, ['no_context', 'on_warfarin'])
+    """
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).resolve().parents[1] / "assets" / "domains" / "clinical_safety.json").read_text())
 
 
 class SpecialtyDetector:
