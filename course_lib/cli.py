@@ -133,6 +133,29 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from course_lib.bench import bench, default_variants
+    from course_lib.data import course_query_split, load_beir
+
+    if args.data == "course":
+        ds = course_query_split()[1]  # the evaluation half: the reranker never trained on it
+    else:
+        ds = load_beir(args.data, args.split, data_dir=args.data_dir)
+    if args.max_queries:
+        ds = ds.subset(sorted(ds.queries)[: args.max_queries])
+    res = bench(ds, k=args.k, variants=default_variants(args.variants), show_progress=True)
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return 0
+    keys = ["speedup", "ms_per_query", "p50_ms", "p95_ms", "pairs_per_s", "ndcg@10", "top10_identical",
+            "top10_set_identical", "top10_overlap", "peak_mb"]
+    print(f"{res['dataset']} {res['split']}: {res['n_queries']} queries x top {res['k']} ({res['first_stage']})")
+    print(f"{'variant':24s}" + "".join(f"{k[:11]:>12s}" for k in keys))
+    for row in [res["naive"], *res["variants"]]:
+        print(f"{row['name']:24s}" + "".join(f"{row[k]:12.3f}" if isinstance(row[k], float) else f"{row[k]:>12}" for k in keys))
+    return 0
+
+
 def cmd_train(args) -> int:
     from course_lib.course_reranker.recipe import RecipeConfig, train_reranker
     from course_lib.course_reranker.selection import calibrate_and_report
@@ -244,6 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-cache", action="store_true", help="rescore every pair instead of using the score cache")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("bench", help="speed levers vs the naive loop: speed-up, latency, NDCG@10, top-10 agreement")
+    b.add_argument("--data", default="scifact", help="'course' (the course corpus's evaluation half) or a BEIR dataset")
+    b.add_argument("--data-dir", default=None, help="folder of datasets (default: $COURSE_DATA_DIR)")
+    b.add_argument("--split", default="test")
+    b.add_argument("--k", type=int, default=30, help="first-stage candidates per query")
+    b.add_argument("--max-queries", type=int, default=50, help="the first N queries in id order (0 = all)")
+    b.add_argument("--variants", nargs="*", default=None, help="levers to run (default: all this checkout has)")
+    b.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress on stderr)")
+    b.set_defaults(func=cmd_bench)
 
     t = sub.add_parser("train-reranker", help="[instructor] train the course reranker from a BEIR-layout dataset")
     t.add_argument("--data", required=True, help="folder of datasets (or the dataset itself)")

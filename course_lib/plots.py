@@ -182,3 +182,20 @@ def abstention_curve(thresholds, answered, precision, marks: dict | None = None,
         ax.text(t, 0.95 - 0.08 * i, f" {label}", fontsize=8, ha="right" if t > 0.5 else "left")
     ax.set_ylim(0, 1.02)
     return _finish(fig, ax, xlabel="probability threshold", title=title, legend_size=8)
+
+
+def pareto(rows, x: str = "speedup", y: str = "ndcg@10", label: str = "name", title: str = "speed vs quality",
+           baseline: float | None = None):
+    """Each variant as a point (speed-up vs NDCG@10), labelled; the Pareto front (no other point is both
+    faster and better) joined by a line; ``baseline`` NDCG as a dashed line."""
+    pts = sorted(rows, key=lambda r: r[x])
+    fig, ax = _fig((7, 4.2))
+    ax.scatter([r[x] for r in pts], [r[y] for r in pts], color="#8da0cb", zorder=3)
+    front = [r for r in pts if not any(o[x] >= r[x] and o[y] >= r[y] and (o[x], o[y]) != (r[x], r[y]) for o in pts)]
+    ax.plot([r[x] for r in front], [r[y] for r in front], color="#fc8d62", lw=1.5, label="Pareto front")
+    for i, r in enumerate(pts):
+        ax.annotate(r[label], (r[x], r[y]), textcoords="offset points", xytext=(4, 4 + 7 * (i % 2)), fontsize=7)
+    if baseline is not None:
+        ax.axhline(baseline, color="k", ls="--", lw=1, label="naive loop")
+    ax.set_xscale("log")
+    return _finish(fig, ax, xlabel=f"{x} over the naive loop (log scale)", ylabel=y, title=title, legend_size=8)

@@ -1,0 +1,112 @@
+"""``course-lib bench``: every speed lever against the naive loop, in one process and one run.
+
+The *naive loop* is what a first implementation does: ``CrossEncoder.predict`` on each query's K
+pairs, fp32, the model's full max length, batches of 32.  Each *variant* reranks the same queries'
+first-stage top K; for each the bench reports throughput, per-query latency (p50, p95), NDCG@10,
+agreement of its top 10 with the naive loop's (identical in order, identical as a set, mean
+overlap), the process's peak resident memory so far, and ``speedup`` = the naive loop's ms/query over
+the variant's, measured in the same run.  Timings vary by machine; ratios travel better.
+
+A variant is ``rank(query, texts, first_scores) -> scores`` (higher first; a variant may score only some texts and
+give the rest ``-inf``), built by :func:`default_variants` from the levers in
+:mod:`course_lib.optimize`.
+
+>>> agreement(["a", "b", "c"], ["a", "c", "b"], n=3)
+{'identical': False, 'set_identical': True, 'overlap': 1.0}
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+
+from course_lib import metrics
+
+
+def agreement(a: list[str], b: list[str], n: int = 10) -> dict:
+    """How far two rankings' top ``n`` agree: same order, same set, and the share in common."""
+    ta, tb = list(a[:n]), list(b[:n])
+    return {"identical": ta == tb, "set_identical": set(ta) == set(tb),
+            "overlap": len(set(ta) & set(tb)) / max(1, min(n, len(ta), len(tb)))}
+
+
+def peak_mb() -> float:
+    """The process's peak resident memory so far, in MB (Linux reports KiB, macOS bytes)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def time_variant(ds, first, rank: Callable, warmup: int = 1) -> tuple[dict, list[float], int]:
+    """Rerank every query of ``first`` with ``rank``; returns (run, per-query seconds, pairs scored)."""
+    qids = sorted(first)
+    for q in qids[:warmup]:  # first calls pay one-off costs (allocations, kernel choice)
+        ids = metrics.ranked(first[q])
+        rank(ds.queries[q], [ds.doc_text(d) for d in ids], [first[q][d] for d in ids])
+    run, secs, n = {}, [], 0
+    for q in qids:
+        ids = metrics.ranked(first[q])
+        texts = [ds.doc_text(d) for d in ids]
+        t0 = time.perf_counter()
+        scores = np.asarray(rank(ds.queries[q], texts, [first[q][d] for d in ids]), dtype=np.float64)
+        secs.append(time.perf_counter() - t0)
+        n += len(texts)
+        run[q] = {d: float(s) for d, s in zip(ids, scores)}
+    return run, secs, n
+
+
+def bench(ds, k: int = 30, variants: dict | None = None, first_stage: str = "dense", show_progress: bool = True,
+          naive: Callable | None = None) -> dict:
+    """The naive loop and each variant on ``ds``'s queries (first-stage top ``k``): one JSON-able dict."""
+    from tqdm.auto import tqdm
+
+    from course_lib.optimize import naive_rank
+    from course_lib.runs import first_stage_run
+
+    first = first_stage_run(ds, first_stage, k)
+    naive = naive or naive_rank()
+    variants = variants if variants is not None else default_variants()
+    names = ["naive"] + list(variants)
+    results = {}
+    for name in tqdm(names, desc="bench", disable=not show_progress, file=sys.stderr):
+        fn = naive if name == "naive" else variants[name]
+        run, secs, n = time_variant(ds, first, fn)
+        results[name] = (run, secs, n, peak_mb())
+    base_run, base_secs = results["naive"][0], results["naive"][1]
+    base_ms = 1000 * float(np.mean(base_secs))
+
+    def row(name):
+        run, secs, n, mem = results[name]
+        ms = 1000 * float(np.mean(secs))
+        agree = [agreement(metrics.ranked(run[q]), metrics.ranked(base_run[q])) for q in sorted(run)]
+        return {"name": name, "pairs_per_s": round(n / max(1e-9, sum(secs)), 1), "ms_per_query": round(ms, 1),
+                "speedup": round(base_ms / max(1e-9, ms), 2), "p50_ms": round(1000 * float(np.percentile(secs, 50)), 1),
+                "p95_ms": round(1000 * float(np.percentile(secs, 95)), 1),
+                "ndcg@10": round(metrics.mean(metrics.ndcg(run, ds.qrels, 10)), 4),
+                "top10_identical": round(float(np.mean([a["identical"] for a in agree])), 3),
+                "top10_set_identical": round(float(np.mean([a["set_identical"] for a in agree])), 3),
+                "top10_overlap": round(float(np.mean([a["overlap"] for a in agree])), 3), "peak_mb": round(mem, 1)}
+
+    return {"dataset": ds.name, "split": ds.split, "k": k, "n_queries": len(first), "first_stage": first_stage,
+            "machine": machine(), "naive": row("naive"), "variants": [row(n) for n in variants]}
+
+
+def machine() -> str:
+    """One line naming what the timings were measured on (CPU cores, torch, device)."""
+    import os
+    import platform
+
+    import torch
+
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    return f"{platform.machine()} {os.cpu_count()} cores, {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def default_variants(names=None, device: str = "cpu") -> dict:
+    """The course's levers as bench variants (see :mod:`course_lib.optimize`), each loading its model once."""
+    from course_lib import optimize
+
+    return optimize.bench_variants(names, device=device)
