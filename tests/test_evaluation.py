@@ -72,9 +72,12 @@ def test_oracle_scores_each_pair_once_and_matches_direct_scoring(binary_course, 
 def test_a_model_changed_in_memory_is_not_served_the_base_models_cached_scores(
         course_ds, course_scorer, shifted_scorer, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
-    ds = course_ds.subset(sorted(course_ds.queries)[:4])
+    from dataclasses import replace
+
+    # renamed: the course corpus's own scores ship in eval_cache/, and this test primes a cache of its own
+    ds = replace(course_ds.subset(sorted(course_ds.queries)[:4]), name="course-unshipped")
     base = RerankingEvaluator(ds, course_scorer, first_stage="bm25", k=5).evaluate(show_progress=False)
-    assert base.n_pairs == 4 * 5 and list((tmp_path / "scores").glob("*-course.json.gz"))  # the cache is primed
+    assert base.n_pairs == 4 * 5 and list((tmp_path / "scores").glob("*-course-unshipped.json.gz"))  # primed
     again = RerankingEvaluator(ds, course_scorer, first_stage="bm25", k=5).evaluate(show_progress=False)
     assert again.n_pairs == 0 and again.realistic == base.realistic  # the base model reads its own scores
     rep = RerankingEvaluator(ds, shifted_scorer, first_stage="bm25", k=5).evaluate(show_progress=False)
