@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -74,6 +75,11 @@ class RecipeConfig:
     medquad_tune: int = 100  # MedQuAD train questions held out for tuning (fixed: seed 0), never trained on
     pseudo_corpora: tuple[str, ...] = ()
     n_pseudo_extra: int = 300  # pseudo-query groups per extra corpus
+    # pseudo-query groups show every document the same way: its body without its title (and without
+    # the title repeated at the start of the body, as Cranfield's are).  False (stages 1-5) puts the
+    # positive's bare body against negatives *with* their titles, which teaches "a document headed by a
+    # title like the query is a negative" -- and makes Cranfield's positive contain the query verbatim.
+    pseudo_symmetric: bool = False
 
 
 @dataclass
@@ -194,9 +200,31 @@ def pseudo_groups(corpus: dict, index: DenseIndex, cfg: RecipeConfig, rng: rando
         negs = rng.sample(pool, min(cfg.n_negatives, len(pool)))
         ids = [doc_id] + negs
         teacher = index.similarity(te, ids).tolist()
-        docs = [corpus[doc_id]["text"]] + [document_text(corpus[d]) for d in negs]
+        if cfg.pseudo_symmetric:
+            docs = [pseudo_body(corpus[d]) for d in ids]
+        else:
+            docs = [corpus[doc_id]["text"]] + [document_text(corpus[d]) for d in negs]
         groups.append(Group(title, docs, teacher))
     return groups
+
+
+def pseudo_body(doc: dict) -> str:
+    """A document's body without its title, and without the title repeated at the body's start.
+
+    >>> pseudo_body({"title": "wing in a slipstream .", "text": "wing in a slipstream . an experimental study"})
+    'an experimental study'
+    >>> pseudo_body({"title": "A title", "text": "An abstract."})
+    'An abstract.'
+    """
+    title, text = doc.get("title", "").strip(), doc.get("text", "").strip()
+    norm = lambda s: re.sub(r"\W+", " ", s).strip().lower()  # noqa: E731
+    t = norm(title)
+    if t and norm(text).startswith(t):
+        # drop as many leading words of the body as the title has, then any punctuation left over
+        ends = [m.end() for m in re.finditer(r"\w+", text)]
+        rest = text[ends[len(t.split()) - 1]:].lstrip(" .:;,-")
+        return rest or text
+    return text
 
 
 def train_groups(model, tokenizer, groups: list[Group], cfg: RecipeConfig, device: str = "cpu", show_progress=True, log=print):
