@@ -163,7 +163,8 @@ def cmd_train(args) -> int:
     cfg = RecipeConfig(epochs=args.epochs, max_length=args.max_length, n_pseudo=args.pseudo, seed=args.seed,
                        course_repeats=args.course_repeats, neg_miner=args.neg_miner, label_sample=args.label_sample,
                        medquad_groups=args.medquad_groups, pseudo_corpora=tuple(args.pseudo_corpora),
-                       n_pseudo_extra=args.n_pseudo_extra, kl_weight=args.kl_weight, lr=args.lr)
+                       n_pseudo_extra=args.n_pseudo_extra, kl_weight=args.kl_weight, lr=args.lr,
+                       pseudo_symmetric=args.pseudo_symmetric)
     info = train_reranker(args.data, args.output, args.dataset, cfg, device=args.device, max_groups=args.max_groups,
                           init_from=args.init_from)
     print(json.dumps({k: v for k, v in info.items() if k != "dev_query_ids"}, indent=1))
@@ -181,9 +182,24 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def cmd_grade(args) -> int:
-    from course_lib.grading import grade_notebook
+def cmd_convert(args) -> int:
+    from course_lib.data import convert_pairs
 
+    ds = convert_pairs(args.source, args.output, split=args.split, overwrite=args.overwrite)
+    n_judged = sum(len(j) for j in ds.qrels.values())
+    print(f"wrote {args.output}: {len(ds.corpus)} passages, {len(ds.queries)} queries, {n_judged} judgements "
+          f"(qrels/{args.split}.tsv); load it with course_lib.data.load_beir({str(args.output)!r}, {args.split!r})")
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from course_lib.grading import grade_all, grade_notebook
+
+    if args.all:
+        return grade_all(args.notebook or "exercises", timeout=args.timeout)
+    if not args.notebook:
+        print("error: give an exercise notebook, or --all", file=sys.stderr)
+        return 2
     return grade_notebook(args.notebook, timeout=args.timeout)
 
 
@@ -296,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pseudo-corpora", nargs="*", default=[],
                    help="other corpora (beside --dataset) for title->text pseudo-query groups")
     t.add_argument("--n-pseudo-extra", type=int, default=300, help="pseudo-query groups per --pseudo-corpora entry")
+    t.add_argument("--pseudo-symmetric", action="store_true",
+                   help="pseudo-query groups show every document as its body without its title (positive and negatives alike)")
     t.add_argument("--kl-weight", type=float, default=0.5, help="weight of KL to the bi-encoder's group distribution")
     t.add_argument("--lr", type=float, default=2e-5)
     t.add_argument("--device", default=None)
@@ -342,8 +360,16 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--json", action="store_true")
     lt.set_defaults(func=cmd_loadtest)
 
+    cv = sub.add_parser("convert", help="your own CSV/TSV/JSONL of (query, passage, optional label) -> a BEIR-layout dataset")
+    cv.add_argument("source", help="a .csv, .tsv or .jsonl file with columns query, passage[, label, query_id, doc_id, title]")
+    cv.add_argument("output", help="folder to write corpus.jsonl, queries.jsonl and qrels/<split>.tsv into")
+    cv.add_argument("--split", default="test")
+    cv.add_argument("--overwrite", action="store_true")
+    cv.set_defaults(func=cmd_convert)
+
     g = sub.add_parser("grade", help="grade an exercise notebook against its solution")
-    g.add_argument("notebook")
+    g.add_argument("notebook", nargs="?", help="an exercise notebook (with --all: the exercises folder, default exercises)")
+    g.add_argument("--all", action="store_true", help="one line per exercise: passed / failed / not started, score")
     g.add_argument("--timeout", type=int, default=600)
     g.set_defaults(func=cmd_grade)
     return p

@@ -330,3 +330,118 @@ def download_beir(name: str, data_dir=None, url: str | None = None, md5: str | N
     if not (target / "corpus.jsonl").is_file():
         raise DataError(f"{url} did not contain {name}/corpus.jsonl")
     return target
+
+
+# --- the learner's own data -> BEIR layout -------------------------------------------------------
+
+_QUERY_COLS = ("query", "question")
+_PASSAGE_COLS = ("passage", "text", "document")
+_LABEL_COLS = ("label", "relevance", "grade")
+
+
+def _pick(columns, names, what, path):
+    for n in names:
+        if n in columns:
+            return n
+    if what is None:
+        return None
+    raise DataError(f"{path}: no {what} column (expected one of {', '.join(names)}; found {', '.join(columns) or 'none'})")
+
+
+def _read_rows(path: Path):
+    import csv
+
+    if path.suffix.lower() in {".jsonl", ".json"}:
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                    if not isinstance(rec, dict):
+                        raise DataError(f"{path}:{lineno}: expected an object per line")
+                    yield lineno, {str(k).strip().lower(): v for k, v in rec.items()}
+    elif path.suffix.lower() in {".csv", ".tsv"}:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            for lineno, row in enumerate(reader, 2):
+                yield lineno, {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+    else:
+        raise DataError(f"{path}: give a .csv, .tsv or .jsonl file")
+
+
+def convert_pairs(source, out_dir, split: str = "test", overwrite: bool = False) -> Dataset:
+    """Turn a CSV/TSV/JSONL of (query, passage, optional label) rows into a BEIR-layout dataset.
+
+    Columns (case-insensitive): ``query`` (or ``question``), ``passage`` (or ``text``/``document``),
+    optional ``label`` (or ``relevance``/``grade``: an integer grade, 0 = judged not relevant; an empty
+    cell leaves the pair unjudged), optional ``query_id``, ``doc_id`` and ``title``.  Without a label
+    column every row counts as a relevant pair (grade 1).  Identical queries and identical passages
+    get one id each (``q1``, ``q2``, ... and ``d1``, ``d2``, ... in order of first appearance, unless
+    ids are given).  Writes ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv`` and returns
+    the loaded dataset.
+
+    >>> import tempfile, pathlib
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (tmp / "pairs.csv").write_text("query,passage,label\\nwhat is a stroke?,A stroke cuts blood to the brain.,2\\n"
+    ...                                     "what is a stroke?,The breaststroke is a swimming style.,0\\n")
+    >>> ds = convert_pairs(tmp / "pairs.csv", tmp / "mine")
+    >>> ds.queries, ds.qrels
+    ({'q1': 'what is a stroke?'}, {'q1': {'d1': 2, 'd2': 0}})
+    """
+    src, out = Path(source), Path(out_dir)
+    if not src.is_file():
+        raise DataError(f"no such file: {src}")
+    if (out / "corpus.jsonl").exists() and not overwrite:
+        raise DataError(f"{out} already holds a dataset (pass overwrite=True / --overwrite to replace it)")
+    rows = list(_read_rows(src))
+    if not rows:
+        raise DataError(f"{src}: no rows")
+    columns = sorted({k for _, r in rows for k in r})
+    qcol = _pick(columns, _QUERY_COLS, "query", src)
+    pcol = _pick(columns, _PASSAGE_COLS, "passage", src)
+    lcol = _pick(columns, _LABEL_COLS, None, src)
+    queries: dict[str, str] = {}
+    corpus: dict[str, dict] = {}
+    qid_of: dict[str, str] = {}
+    did_of: dict[tuple[str, str], str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for lineno, r in rows:
+        q, p = str(r.get(qcol) or "").strip(), str(r.get(pcol) or "").strip()
+        if not q or not p:
+            raise DataError(f"{src}:{lineno}: empty {'query' if not q else 'passage'}")
+        title = str(r.get("title") or "").strip()
+        qid = str(r.get("query_id") or "").strip() or qid_of.get(q) or f"q{len(qid_of) + 1}"
+        if queries.get(qid, q) != q:
+            raise DataError(f"{src}:{lineno}: query id {qid} is used for two different queries")
+        qid_of.setdefault(q, qid)
+        queries[qid] = q
+        did = str(r.get("doc_id") or "").strip() or did_of.get((title, p)) or f"d{len(did_of) + 1}"
+        if did in corpus and (corpus[did]["title"], corpus[did]["text"]) != (title, p):
+            raise DataError(f"{src}:{lineno}: doc id {did} is used for two different passages")
+        did_of.setdefault((title, p), did)
+        corpus[did] = {"title": title, "text": p}
+        raw = r.get(lcol) if lcol else 1
+        if raw is None or str(raw).strip() == "":
+            continue  # in the corpus, unjudged
+        try:
+            grade = int(float(raw))
+        except (TypeError, ValueError):
+            raise DataError(f"{src}:{lineno}: label {raw!r} is not a number") from None
+        qrels.setdefault(qid, {})[did] = grade
+    if not qrels:
+        raise DataError(f"{src}: no labelled pair (every label cell is empty)")
+    (out / "qrels").mkdir(parents=True, exist_ok=True)
+    with (out / "corpus.jsonl").open("w", encoding="utf-8") as fh:
+        for did, doc in corpus.items():
+            fh.write(json.dumps({"_id": did, **doc}, ensure_ascii=False) + "\n")
+    with (out / "queries.jsonl").open("w", encoding="utf-8") as fh:
+        for qid, text in queries.items():
+            fh.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
+    with (out / "qrels" / f"{split}.tsv").open("w", encoding="utf-8") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n")
+        for qid, judged in qrels.items():
+            for did, g in judged.items():
+                fh.write(f"{qid}\t{did}\t{g}\n")
+    return load_beir(out, split)

@@ -8,9 +8,12 @@
     ...the solution...
     ### END SOLUTION
 
-:func:`generate_exercise` replaces every region with ``raise NotImplementedError(<hint>)``
-(indented like the markers) and keeps every other cell, outputs included, so the learner
-sees what the checks should print.
+:func:`generate_exercise` replaces every region with a visible ``# YOUR CODE HERE`` marker,
+the region's first ``# HINT:`` line (the conceptual hint) and ``raise NotImplementedError(<hint>)``
+(indented like the markers).  More specific hints live in collapsed ``<details>`` Markdown cells of
+the solution notebook and are kept.  The learner's copy shows the outputs of the cells *before* the
+first exercise region (setup, data) and no output from there on: neither the graded checks' outputs
+nor anything computed from the solution.
 
 **Checks.**  A cell whose first line starts with ``# CHECK`` is a graded check: its outputs
 (ranked ids, rounded scores, ``PASS`` lines) are compared with the solution's by nbval, and its
@@ -20,7 +23,8 @@ asserts fail a wrong answer.
 outputs under it (so clearing outputs in JupyterLab cannot make a check pass or fail), runs it
 with nbval and prints one line per check and a score; the exit code is 0 only if all pass.
 
-Command line: ``course-lib grade exercises/02_custom_domain_reranker.ipynb``;
+Command line: ``course-lib grade exercises/02_custom_domain_reranker.ipynb``; ``course-lib grade
+--all`` prints one line per exercise (passed / failed / not started, with the score);
 ``python -m course_lib.grading generate solutions exercises`` regenerates all exercises.
 """
 
@@ -39,6 +43,7 @@ BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION\s*$")
 END = re.compile(r"^\s*### END SOLUTION\s*$")
 HINT = re.compile(r"^\s*#\s*HINT:\s*(.*)$")
 CHECK_PREFIX = "# CHECK"
+YOUR_CODE = "# YOUR CODE HERE"
 
 
 class GradingError(RuntimeError):
@@ -46,12 +51,20 @@ class GradingError(RuntimeError):
 
 
 def strip_solutions(source: str, where: str = "cell") -> str:
-    """Replace each marked solution region with a stub that raises ``NotImplementedError``."""
+    r"""Replace each marked solution region with a stub that raises ``NotImplementedError``.
+
+    >>> print(strip_solutions("def f(x):\n    ### BEGIN SOLUTION\n    # HINT: double it\n    return 2 * x\n    ### END SOLUTION"))
+    def f(x):
+        # YOUR CODE HERE
+        # HINT: double it
+        raise NotImplementedError('Exercise: double it')
+    """
     out, inside, indent, hint = [], False, "", None
     for line in source.splitlines():
         m = BEGIN.match(line)
         if m and not inside:
             inside, indent, hint = True, m.group(1), None
+            out.append(f"{indent}{YOUR_CODE}")
             continue
         if inside and END.match(line):
             msg = "Exercise: " + (hint or "replace this line with your implementation")
@@ -89,11 +102,14 @@ def generate_exercise(solution_path, exercise_path=None) -> nbformat.NotebookNod
     ex = copy.deepcopy(nb)
     n_regions = 0
     for i, cell in enumerate(ex.cells):
-        if cell.cell_type == "code" and has_solution(cell.source):
+        if cell.cell_type != "code":
+            continue
+        if has_solution(cell.source):
             cell.source = strip_solutions(cell.source, f"{solution_path} cell {i}")
+            n_regions += 1
+        if n_regions or is_check(cell):  # from the first exercise region on, and every check: no outputs
             cell.outputs = []
             cell.execution_count = None
-            n_regions += 1
     if n_regions == 0:
         raise GradingError(f"{solution_path} has no '### BEGIN SOLUTION' region")
     ex.metadata["course_exercise"] = {"solution": Path(solution_path).name}
@@ -244,6 +260,49 @@ def grade_notebook(learner_path, solution_path=None, timeout: int = 600, out=pri
     others_ok = all(results.get(i, ("fail",))[0] != "fail" for i in code_cells)
     out(f"Score: {passed}/{len(checks)} checks passed")
     return 0 if passed == len(checks) and checks and others_ok else 1
+
+
+def is_untouched(learner_path, solution_path) -> bool:
+    """True if every exercise cell of the learner's notebook is still the generated stub."""
+    learner = nbformat.read(str(learner_path), as_version=4)
+    fresh = generate_exercise(solution_path)
+    stubs = [c.source for c in fresh.cells if c.cell_type == "code" and YOUR_CODE in c.source]
+    mine = [c.source for c in learner.cells if c.cell_type == "code" and YOUR_CODE in c.source]
+    return bool(stubs) and mine == stubs
+
+
+def grade_all(exercises_dir="exercises", solutions_dir=None, timeout: int = 600, out=print) -> int:
+    """One line per exercise: ``passed``, ``failed`` or ``not started``, with its score.
+
+    An exercise whose code cells are still the generated stubs is *not started* (and not run);
+    every other one is graded with :func:`grade_notebook`.  Returns 0 if all passed.
+    """
+    exercises = sorted(Path(exercises_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not exercises:
+        out(f"error: no exercise notebooks (NN_*.ipynb) in {exercises_dir}")
+        return 2
+    sol_dir = Path(solutions_dir) if solutions_dir else None
+    n_passed, width = 0, max(len(p.stem) for p in exercises)
+    for ex in exercises:
+        try:
+            sol = sol_dir / ex.name if sol_dir else find_solution(ex)
+            if not sol.is_file():
+                raise GradingError(f"no solution notebook {sol}")
+            if is_untouched(ex, sol):
+                out(f"{ex.stem:<{width}}  not started")
+                continue
+            lines: list[str] = []
+            code = grade_notebook(ex, sol, timeout=timeout, out=lines.append)
+        except GradingError as exc:
+            out(f"{ex.stem:<{width}}  error: {exc}")
+            continue
+        score = next((ln.split(": ", 1)[1].split()[0] for ln in lines if ln.startswith("Score:")), "?")
+        fails = [ln.strip() for ln in lines if ln.strip().startswith("[FAIL]")]
+        n_passed += code == 0
+        out(f"{ex.stem:<{width}}  {'passed' if code == 0 else 'failed'}  {score}"
+            + (f"  first failure: {fails[0][7:]}" if fails else ""))
+    out(f"{n_passed}/{len(exercises)} exercises passed")
+    return 0 if n_passed == len(exercises) else 1
 
 
 def main(argv=None) -> int:

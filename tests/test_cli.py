@@ -48,3 +48,20 @@ def test_eval_first_stage_only_and_bad_inputs(tmp_path, course_ds, capsys):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "course_lib.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "train-reranker" in out.stdout
+
+
+def test_convert_command_writes_a_loadable_dataset(tmp_path, capsys):
+    from course_lib.data import load_beir
+
+    src = tmp_path / "mine.csv"
+    src.write_text("query,passage,label\nwhat is a stroke?,A stroke cuts blood to the brain.,2\n")
+    assert main(["convert", str(src), str(tmp_path / "mine")]) == 0
+    assert "1 passages, 1 queries, 1 judgements" in capsys.readouterr().out
+    assert load_beir(tmp_path / "mine").qrels == {"q1": {"d1": 2}}
+    assert main(["convert", str(src), str(tmp_path / "mine")]) == 2  # refuses to overwrite, says why
+    assert "already holds" in capsys.readouterr().err
+
+
+def test_grade_needs_a_notebook_or_all(capsys):
+    assert main(["grade"]) == 2
+    assert "--all" in capsys.readouterr().err

@@ -134,3 +134,64 @@ def test_course_query_split_halves_are_disjoint_and_fixed():
     assert set(train.queries) | set(held_out.queries) == set(load_course_corpus().queries)
     assert sorted(held_out.queries)[:2] == ["q02", "q04"] and len(train.corpus) == len(held_out.corpus)
     assert set(held_out.qrels) == set(held_out.queries)
+
+
+# --- course-lib convert: the learner's own data -> BEIR layout ---------------------------------------
+
+def test_convert_csv_dedupes_and_keeps_grades(tmp_path):
+    from course_lib.data import convert_pairs
+
+    src = tmp_path / "mine.csv"
+    src.write_text(
+        "Question,Passage,Label\n"
+        "how do vaccines work?,Vaccines train the immune system.,2\n"
+        "how do vaccines work?,\"Bananas are yellow, mostly.\",0\n"
+        "what is inflation?,Prices rise when money grows faster than output.,1\n"
+        "what is inflation?,\"Bananas are yellow, mostly.\",\n",  # in the corpus, unjudged
+        encoding="utf-8",
+    )
+    ds = convert_pairs(src, tmp_path / "out", split="dev")
+    assert ds.split == "dev" and ds.queries == {"q1": "how do vaccines work?", "q2": "what is inflation?"}
+    assert len(ds.corpus) == 3 and ds.corpus["d2"]["text"] == "Bananas are yellow, mostly."
+    assert ds.qrels == {"q1": {"d1": 2, "d2": 0}, "q2": {"d3": 1}}
+    reread = load_beir(tmp_path / "out", "dev")
+    assert reread.qrels == ds.qrels and reread.corpus == ds.corpus
+
+
+def test_convert_jsonl_without_labels_counts_pairs_relevant(tmp_path):
+    from course_lib.data import convert_pairs
+
+    src = tmp_path / "pairs.jsonl"
+    src.write_text('{"query": "a?", "text": "A.", "doc_id": "x1", "title": "T"}\n\n{"query": "b?", "text": "B."}\n')
+    ds = convert_pairs(src, tmp_path / "out")
+    assert ds.qrels == {"q1": {"x1": 1}, "q2": {"d2": 1}}
+    assert ds.corpus["x1"] == {"title": "T", "text": "A."} and ds.doc_text("x1").startswith("T")
+
+
+@pytest.mark.parametrize("content,suffix,message", [
+    ("q,passage\nx,y\n", ".csv", "no query column"),
+    ("query,passage,label\nx,y,very\n", ".csv", "line 2|:2: label 'very'"),
+    ("query,passage\nx,\n", ".csv", "empty passage"),
+    ('{"query": "x", "passage": "y"\n', ".jsonl", "not valid JSON"),
+    ("query,passage,label\nx,y,\n", ".csv", "no labelled pair"),
+    ("query\tpassage\n", ".tsv", "no rows"),
+    ("anything", ".txt", ".csv, .tsv or .jsonl"),
+])
+def test_convert_errors_say_what_and_where(tmp_path, content, suffix, message):
+    from course_lib.data import convert_pairs
+
+    src = tmp_path / f"bad{suffix}"
+    src.write_text(content)
+    with pytest.raises(DataError, match=message):
+        convert_pairs(src, tmp_path / "out")
+
+
+def test_convert_refuses_to_overwrite(tmp_path):
+    from course_lib.data import convert_pairs
+
+    src = tmp_path / "a.csv"
+    src.write_text("query,passage\nx,y\n")
+    convert_pairs(src, tmp_path / "out")
+    with pytest.raises(DataError, match="already holds"):
+        convert_pairs(src, tmp_path / "out")
+    assert convert_pairs(src, tmp_path / "out", overwrite=True).qrels == {"q1": {"d1": 1}}
