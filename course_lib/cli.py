@@ -143,13 +143,14 @@ def cmd_bench(args) -> int:
         ds = load_beir(args.data, args.split, data_dir=args.data_dir)
     if args.max_queries:
         ds = ds.subset(sorted(ds.queries)[: args.max_queries])
-    res = bench(ds, k=args.k, variants=default_variants(args.variants), show_progress=True)
+    res = bench(ds, k=args.k, variants=default_variants(args.variants), show_progress=True, repeat=args.repeat)
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
     keys = ["speedup", "ms_per_query", "p50_ms", "p95_ms", "pairs_per_s", "ndcg@10", "top10_identical",
             "top10_set_identical", "top10_overlap", "peak_mb"]
-    print(f"{res['dataset']} {res['split']}: {res['n_queries']} queries x top {res['k']} ({res['first_stage']})")
+    print(f"{res['dataset']} {res['split']}: {res['n_queries']} queries x top {res['k']} ({res['first_stage']})"
+          + (f", each query {res['repeat']} times" if res["repeat"] > 1 else ""))
     print(f"{'variant':24s}" + "".join(f"{k[:11]:>12s}" for k in keys))
     for row in [res["naive"], *res["variants"]]:
         print(f"{row['name']:24s}" + "".join(f"{row[k]:12.3f}" if isinstance(row[k], float) else f"{row[k]:>12}" for k in keys))
@@ -291,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--k", type=int, default=30, help="first-stage candidates per query")
     b.add_argument("--max-queries", type=int, default=50, help="the first N queries in id order (0 = all)")
     b.add_argument("--variants", nargs="*", default=None, help="levers to run (default: all this checkout has)")
+    b.add_argument("--repeat", type=int, default=1,
+                   help="replay the query list this many times (a stream where queries come back: what a pair cache is for)")
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress on stderr)")
     b.set_defaults(func=cmd_bench)
 

@@ -363,7 +363,7 @@ def adaptive_rank(scorer: Scorer, margin: float, k_min: int = 5):
 
 
 BENCH_VARIANTS = ("balanced level", "speed level", "token budget", "max length 128", "bf16 autocast", "adaptive K",
-                  "distilled", "cascade", "distilled + adaptive K")
+                  "pair cache", "distilled", "cascade", "distilled + adaptive K")
 
 
 def bench_variants(names=None, device: str = "cpu", cascade_top: int = 10, adaptive_margin: float | None = None) -> dict:
@@ -394,6 +394,10 @@ def bench_variants(names=None, device: str = "cpu", cascade_top: int = 10, adapt
             out[n] = scorer_rank(full.configured(autocast="bf16"))
         elif n == "adaptive K":
             out[n] = adaptive_rank(full, margin)
+        elif n == "pair cache":  # pays only on a stream where queries come back (course-lib bench --repeat)
+            from course_lib.caches import CachedScorer, LRUScoreCache
+
+            out[n] = scorer_rank(CachedScorer(full, LRUScoreCache(maxsize=1_000_000, model_id=full.fingerprint() or "")))
         elif small is None:
             continue  # no distilled model in this checkout
         elif n == "distilled":

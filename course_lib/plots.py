@@ -30,8 +30,10 @@ def attention_heatmap(q_tokens, d_tokens, matrix, title="cross-attention (query 
     im = ax.imshow(matrix, aspect="auto", cmap="viridis")
     ax.set_xticks(range(len(d_tokens)), d_tokens, rotation=90, fontsize=8)
     ax.set_yticks(range(len(q_tokens)), q_tokens, fontsize=8)
+    ax.set_xlabel("document tokens (## marks a word piece)")
+    ax.set_ylabel("query tokens")
     ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.03)
+    fig.colorbar(im, ax=ax, fraction=0.03).set_label("attention weight")
     fig.tight_layout()
     return fig
 
@@ -46,6 +48,8 @@ def reliability_diagram(curves: dict, n_bins: int = 10, title="calibration: pred
         rows = reliability_table(p, y, n_bins)
         ece = expected_calibration_error(p, y, n_bins)
         ax.plot([r[3] for r in rows], [r[4] for r in rows], "o-", label=f"{name} (ECE {ece:.3f})")
+        for r in rows:  # how many pairs each point stands for: a point from 2 pairs is not a rate
+            ax.annotate(str(r[2]), (r[3], r[4]), textcoords="offset points", xytext=(4, -10), fontsize=7, alpha=0.8)
     return _finish(fig, ax, "predicted probability of relevance", "observed share relevant", title, legend_size=8)
 
 
@@ -54,21 +58,26 @@ def logit_histogram(logits, labels, title="cross-encoder logits by label"):
     logits, labels = np.asarray(logits), np.asarray(labels) > 0
     bins = np.linspace(logits.min(), logits.max(), 30)
     ax.hist(logits[~labels], bins=bins, alpha=0.6, label="not relevant", density=True)
-    ax.hist(logits[labels], bins=bins, alpha=0.6, label="relevant", density=True)
+    ax.hist(logits[labels], bins=bins, alpha=0.6, label="relevant (grade 1 or 2)", density=True)
     ax.set_xlabel("logit")
+    ax.set_ylabel("density (each histogram sums to 1)")
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
     return fig
 
 
-def metric_vs_k(table, x="k", title="first-stage recall ceiling vs K"):
-    """Line plot of every numeric column of a DataFrame against ``x``."""
+def metric_vs_k(table, x="k", title="first-stage recall ceiling vs K", ylabel="score (recall or NDCG@10)"):
+    """Line plot of every numeric column of a DataFrame against ``x`` (log-scaled, ticks at the Ks)."""
     fig, ax = _fig()
     for col in table.columns:
         if col != x:
             ax.plot(table[x], table[col], "o-", label=col)
-    ax.set_xlabel(x)
+    ax.set_xscale("log")
+    ax.set_xticks(list(table[x]), [str(int(v)) for v in table[x]])
+    ax.minorticks_off()
+    ax.set_xlabel(f"{x} (log scale)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -164,6 +173,7 @@ def group_gains(groups: dict, title: str = "", ylabel: str = "mean NDCG@10 gain"
     for i, n in enumerate(names):
         ax.text(i, means[i], f"n={len(groups[n])}", ha="center", va="bottom" if means[i] >= 0 else "top", fontsize=8)
     ax.axhline(0, color="k", lw=1)
+    ax.margins(y=0.18)  # room for the count labels above (or below) the tallest bars
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=9)
     return _finish(fig, ax, ylabel=ylabel, title=title)
 
@@ -186,15 +196,21 @@ def abstention_curve(thresholds, answered, precision, marks: dict | None = None,
 
 def pareto(rows, x: str = "speedup", y: str = "ndcg@10", label: str = "name", title: str = "speed vs quality",
            baseline: float | None = None):
-    """Each variant as a point (speed-up vs NDCG@10), labelled; the Pareto front (no other point is both
-    faster and better) joined by a line; ``baseline`` NDCG as a dashed line."""
+    """Each variant as a numbered point (speed-up vs NDCG@10) with a key beside the axes; the Pareto front
+    (no other point is both faster and better) joined by a line; ``baseline`` NDCG as a dashed line."""
     pts = sorted(rows, key=lambda r: r[x])
-    fig, ax = _fig((7, 4.2))
+    fig, ax = _fig((9.5, 4.2))
     ax.scatter([r[x] for r in pts], [r[y] for r in pts], color="#8da0cb", zorder=3)
     front = [r for r in pts if not any(o[x] >= r[x] and o[y] >= r[y] and (o[x], o[y]) != (r[x], r[y]) for o in pts)]
     ax.plot([r[x] for r in front], [r[y] for r in front], color="#fc8d62", lw=1.5, label="Pareto front")
-    for i, r in enumerate(pts):
-        ax.annotate(r[label], (r[x], r[y]), textcoords="offset points", xytext=(4, 4 + 7 * (i % 2)), fontsize=7)
+    seen: dict = {}
+    for i, r in enumerate(pts, 1):  # points that coincide share one label ("2,3") instead of overprinting
+        seen.setdefault((round(r[x], 2), round(r[y], 3)), []).append(str(i))
+    for (px, py), ids in seen.items():
+        ax.annotate(",".join(ids), (px, py), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    key = "\n".join(f"{i}  {r[label]}" for i, r in enumerate(pts, 1))
+    ax.text(1.03, 1.0, key, transform=ax.transAxes, va="top", ha="left", fontsize=8, family="monospace")
+    fig.subplots_adjust(right=0.58)
     if baseline is not None:
         ax.axhline(baseline, color="k", ls="--", lw=1, label="naive loop")
     ax.set_xscale("log")

@@ -147,3 +147,26 @@ def test_bench_reports_the_naive_loop_and_each_variant(course_ds, overlap_scorer
         from course_lib.optimize import bench_variants
 
         bench_variants(["warp drive"])
+
+
+def test_bench_repeat_replays_the_stream_and_a_pair_cache_scores_each_pair_once(course_ds, overlap_scorer):
+    from course_lib.bench import bench
+    from course_lib.caches import CachedScorer, LRUScoreCache
+    from course_lib.optimize import scorer_rank
+
+    ds = course_ds.subset(sorted(course_ds.queries)[:3])
+    counted = CachedScorer(overlap_scorer, LRUScoreCache(maxsize=1000))
+    seen = []
+    inner = overlap_scorer.score_pairs
+
+    def counting(pairs):
+        seen.extend(pairs)
+        return inner(pairs)
+
+    overlap_scorer.score_pairs = counting
+    res = bench(ds, k=4, variants={"pair cache": scorer_rank(counted)}, first_stage="bm25", show_progress=False,
+                naive=lambda q, texts, first: list(first), repeat=3)
+    assert res["repeat"] == 3 and res["n_queries"] == 3
+    # warm-up (1 query, never primes the cache) + each of 3 queries' 4 pairs once, not three times
+    assert len(seen) == 4 + 3 * 4 and len(set(seen)) == len(seen)
+    assert res["variants"][0]["pairs_per_s"] > 0

@@ -33,3 +33,23 @@ def test_every_plot_returns_a_figure_headless():
     ]
     assert all(isinstance(f, Figure) for f in figs)
     assert figs[5].axes[0].get_title() == "1 better, 1 worse, 1 tied"
+
+
+def test_pareto_numbers_points_and_keys_them_beside_the_axes():
+    rows = [{"name": "naive loop", "speedup": 1.0, "ndcg@10": 0.72}, {"name": "bf16", "speedup": 1.0, "ndcg@10": 0.72},
+            {"name": "adaptive K", "speedup": 4.0, "ndcg@10": 0.71}, {"name": "distilled", "speedup": 3.0, "ndcg@10": 0.5}]
+    fig = plots.pareto(rows, baseline=0.72)
+    ax = fig.axes[0]
+    labels = {t.get_text() for t in ax.texts}
+    assert "1,2" in labels  # coinciding points share one label instead of overprinting
+    key = next(t.get_text() for t in ax.texts if "\n" in t.get_text())
+    assert key.splitlines()[-1].endswith("adaptive K") and "distilled" in key  # sorted by speed-up
+
+
+
+def test_metric_vs_k_ticks_are_the_ks():
+
+
+    fig = plots.metric_vs_k(pd.DataFrame({"k": [3, 10, 100], "recall": [0.5, 0.8, 0.9]}))
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["3", "10", "100"]
+
