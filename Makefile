@@ -17,9 +17,11 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg --
 setup:
 	@bash scripts/setup.sh
 
+# JupyterLab runs from the repository root (so exercises/ and the grader's paths work from its terminal)
+# with .venv/bin first on PATH (so `course-lib` works in that terminal), and opens notebook 00.
 course: setup
 	$(BIN)/course-lib check || true
-	cd notebooks && ../$(BIN)/jupyter lab
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter lab notebooks/00_start_here.ipynb
 
 # tests/ and the docstring examples of course_lib, then every notebook and solution under nbval
 test: setup

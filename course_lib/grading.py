@@ -156,6 +156,9 @@ def build_graded_notebook(learner_path, solution_path) -> nbformat.NotebookNode:
     for cell, ref in zip(graded.cells, solution.cells):
         if cell.cell_type == "code":
             cell.outputs = copy.deepcopy(ref.get("outputs", [])) if not has_solution(ref.source) else []
+            # nbval refuses a cell that carries outputs but was never run: the learner's copy has no
+            # execution counts from the first exercise cell on, so take the solution's
+            cell.execution_count = ref.get("execution_count") or (1 if cell.outputs else None)
             if not has_solution(ref.source) and not is_check(ref) and cell.source != ref.source:
                 # a non-exercise cell was edited: keep the learner's source but do not compare outputs
                 cell.source = "# NBVAL_IGNORE_OUTPUT\n" + cell.source
