@@ -377,10 +377,11 @@ def bench_variants(names=None, device: str = "cpu", cascade_top: int = 10, adapt
     small_path = small_reranker_path()
     small = CrossEncoderScorer(str(small_path)) if small_path is not None else None
     margin = ADAPTIVE_MARGIN if adaptive_margin is None else adaptive_margin
+    levels = measured_levels()["levels"]  # read the record once, not per level
     out = {}
     for n in names:
         if n.endswith(" level"):
-            name = measured_levels()["levels"].get(n.split()[0], "full")
+            name = levels.get(n.split()[0], "full")
             try:
                 scorer, m = lever(name, full, lambda: small if small is not None else _missing_small())
             except FileNotFoundError:

@@ -210,7 +210,6 @@ def pareto(rows, x: str = "speedup", y: str = "ndcg@10", label: str = "name", ti
         ax.annotate(",".join(ids), (px, py), textcoords="offset points", xytext=(4, 4), fontsize=8)
     key = "\n".join(f"{i}  {r[label]}" for i, r in enumerate(pts, 1))
     ax.text(1.03, 1.0, key, transform=ax.transAxes, va="top", ha="left", fontsize=8, family="monospace")
-    fig.subplots_adjust(right=0.58)
     if baseline is not None:
         ax.axhline(baseline, color="k", ls="--", lw=1, label="naive loop")
     ax.set_xscale("log")
