@@ -68,14 +68,25 @@ def time_variant(ds, first, rank: Callable, warmup: int = 1, repeat: int = 1) ->
 
 
 def bench(ds, k: int = 30, variants: dict | None = None, first_stage: str = "dense", show_progress: bool = True,
-          naive: Callable | None = None, repeat: int = 1) -> dict:
-    """The naive loop and each variant on ``ds``'s queries (first-stage top ``k``): one JSON-able dict."""
+          naive: Callable | None = None, repeat: int = 1, first: dict | None = None) -> dict:
+    """The naive loop and each variant on ``ds``'s queries (first-stage top ``k``): one JSON-able dict.
+
+    ``first`` is a first-stage run computed elsewhere (``{qid: {doc_id: score}}``, e.g. from
+    :func:`course_lib.runs.read_trec`); its top ``k`` for ``ds``'s queries replaces ``first_stage``.
+    """
     from tqdm.auto import tqdm
 
     from course_lib.optimize import naive_rank
-    from course_lib.runs import first_stage_run
+    from course_lib.runs import first_stage_run, top_k_run
 
-    first = first_stage_run(ds, first_stage, k)
+    if first is None:
+        first = first_stage_run(ds, first_stage, k)
+    else:
+        missing = sorted(set(ds.queries) - set(first))
+        if missing:
+            raise ValueError(f"the first-stage run has no candidates for {len(missing)} quer(ies), e.g. {missing[:3]}")
+        first = top_k_run({q: first[q] for q in ds.queries}, k)
+        first_stage = "run file"
     naive = naive or naive_rank()
     variants = variants if variants is not None else default_variants()
     names = ["naive"] + list(variants)

@@ -143,7 +143,13 @@ def cmd_bench(args) -> int:
         ds = load_beir(args.data, args.split, data_dir=args.data_dir)
     if args.max_queries:
         ds = ds.subset(sorted(ds.queries)[: args.max_queries])
-    res = bench(ds, k=args.k, variants=default_variants(args.variants), show_progress=True, repeat=args.repeat)
+    first = None
+    if args.run:
+        from course_lib.runs import read_trec
+
+        first = read_trec(args.run)
+    res = bench(ds, k=args.k, variants=default_variants(args.variants), show_progress=True, repeat=args.repeat,
+                first=first)
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
@@ -294,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--variants", nargs="*", default=None, help="levers to run (default: all this checkout has)")
     b.add_argument("--repeat", type=int, default=1,
                    help="replay the query list this many times (a stream where queries come back: what a pair cache is for)")
+    b.add_argument("--run", default=None,
+                   help="a TREC run file to rerank instead of searching here (e.g. a dense run computed on another machine)")
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress on stderr)")
     b.set_defaults(func=cmd_bench)
 

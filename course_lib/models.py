@@ -155,9 +155,48 @@ def _load_reranker_cached(name, device, max_length):
 
     register()  # the course reranker's Auto classes, registered when a model is first loaded
     kwargs = {"max_length": max_length} if max_length else {}
-    return CrossEncoder(
-        name, device=device, trust_remote_code=False, model_kwargs={"use_safetensors": True}, **kwargs
-    )
+    shared = Path(name) / "shared_embeddings.json"
+    if not shared.is_file():
+        return CrossEncoder(
+            name, device=device, trust_remote_code=False, model_kwargs={"use_safetensors": True}, **kwargs
+        )
+    # A distilled student stores every weight but the word-piece matrix, which it shares with the
+    # course reranker (course_lib.course_reranker.distill): load on the CPU, fill it in, then move.
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the one "newly initialised" weight is filled in just below
+    try:
+        model = CrossEncoder(
+            name, device="cpu", trust_remote_code=False, model_kwargs={"use_safetensors": True}, **kwargs
+        )
+    finally:
+        hf_logging.set_verbosity(before)
+    _fill_shared_embeddings(model, shared)
+    return model.to(device)
+
+
+def _fill_shared_embeddings(model, marker: Path) -> None:
+    import json
+
+    import torch
+    from safetensors import safe_open
+
+    from course_lib.course_reranker.distill import tensor_fingerprint
+
+    info = json.loads(marker.read_text())
+    source = course_reranker_path() / "model.safetensors"
+    with safe_open(str(source), framework="pt") as f:
+        tensor = f.get_tensor(info["tensor"])
+    if tensor_fingerprint(tensor) != info["fingerprint"]:
+        raise ModelLoadError(
+            f"{marker.parent} shares its word-piece embeddings with the course reranker, but the reranker at "
+            f"{source.parent} is not the one it was distilled from (fingerprint {tensor_fingerprint(tensor)}, expected "
+            f"{info['fingerprint']}); distil it again (python -m course_lib.course_reranker.distill)"
+        )
+    target = model.model.get_parameter(info["tensor"])
+    with torch.no_grad():
+        target.copy_(tensor.to(target.dtype))
 
 
 def load_reranker(name: str | os.PathLike | None = None, device: str | None = None, max_length: int | None = None):

@@ -362,13 +362,14 @@ def adaptive_rank(scorer: Scorer, margin: float, k_min: int = 5):
     return rank
 
 
-BENCH_VARIANTS = ("balanced level", "speed level", "token budget", "max length 128", "bf16 autocast", "adaptive K",
+BENCH_VARIANTS = ("balanced level", "speed level", "token budget", "max length 128", "bf16 autocast", "fp16 autocast", "adaptive K",
                   "pair cache", "distilled", "cascade", "distilled + adaptive K")
 
 
 def bench_variants(names=None, device: str = "cpu", cascade_top: int = 10, adaptive_margin: float | None = None) -> dict:
     """``{name: rank(query, texts, first_scores)}`` for the levers in :data:`BENCH_VARIANTS` (the
-    distilled ones only when the checkout ships the small model).  Each model is loaded once."""
+    distilled ones only when the checkout ships the small model, fp16 only on a CUDA device).  Each model is
+    loaded once, on the device :func:`course_lib.models.pick_device` picks."""
     names = list(BENCH_VARIANTS if names is None else names)
     unknown = set(names) - set(BENCH_VARIANTS)
     if unknown:
@@ -393,6 +394,9 @@ def bench_variants(names=None, device: str = "cpu", cascade_top: int = 10, adapt
             out[n] = scorer_rank(full.configured(max_length=128))
         elif n == "bf16 autocast":
             out[n] = scorer_rank(full.configured(autocast="bf16"))
+        elif n == "fp16 autocast":
+            if str(full.model.device).startswith("cuda"):  # a GPU's fast path; no fast fp16 on a CPU
+                out[n] = scorer_rank(full.configured(autocast="fp16"))
         elif n == "adaptive K":
             out[n] = adaptive_rank(full, margin)
         elif n == "pair cache":  # pays only on a stream where queries come back (course-lib bench --repeat)

@@ -255,7 +255,8 @@ class CrossEncoderScorer(Scorer):
         window_stride: tokens between window starts for ``"maxp"``.
         calibration: maps logits to probabilities; default: the model's own (sigmoid).
         autocast: ``"bf16"`` to score under bfloat16 autocast (fast only on hardware with bf16
-            units), None for the model's own precision.
+            units), ``"fp16"`` under float16 autocast (a GPU's fast path; CUDA only), None for the
+            model's own precision.
     """
 
     SETTINGS = ("max_length", "batch_size", "max_query_tokens", "long_documents", "window_stride",
@@ -279,8 +280,10 @@ class CrossEncoderScorer(Scorer):
             model = load_reranker(model)
         if long_documents not in {"truncate", "maxp"}:
             raise ValueError("long_documents must be 'truncate' or 'maxp'")
-        if autocast not in (None, "bf16"):
-            raise ValueError("autocast must be None or 'bf16'")
+        if autocast not in (None, "bf16", "fp16"):
+            raise ValueError("autocast must be None, 'bf16' or 'fp16'")
+        if autocast == "fp16" and str(model.device).split(":")[0] != "cuda":
+            raise ValueError(f"autocast='fp16' needs a CUDA device (this model is on {model.device}); use 'bf16' or None")
         model_max = int(model.max_seq_length or 512)
         if max_length is not None and not 8 <= int(max_length) <= model_max:
             raise ValueError(f"max_length must lie in [8, {model_max}] for this model, got {max_length}")
@@ -377,6 +380,8 @@ class CrossEncoderScorer(Scorer):
             from course_lib.models import autocast
 
             ctx = autocast(str(self.model.device).split(":")[0])
+        elif self.autocast == "fp16":
+            ctx = torch.autocast("cuda", dtype=torch.float16)
         with ctx:
             # CrossEncoder.predict sorts pairs by length itself, so batches carry little padding
             out = self.model.predict(

@@ -7,7 +7,9 @@ A *run* is ``{query_id: {doc_id: score}}`` (higher ranks higher), the format
 * :func:`rerank_scores` — a :class:`~course_lib.rerank.Scorer`'s logits for every candidate of a
   run, through an optional on-disk :class:`~course_lib.caches.ScoreCache`;
 * :func:`fused_run` — the pipeline's per-query z-score fusion of the two stages (:mod:`course_lib.fusion`);
-* :func:`top_k_run` — the same run cut to its top k per query.
+* :func:`top_k_run` — the same run cut to its top k per query;
+* :func:`write_trec` / :func:`read_trec` — a run as a TREC run file (``qid Q0 docid rank score tag``),
+  to rerank a first stage computed elsewhere (``course-lib bench --run FILE``).
 
 Example
 -------
@@ -62,6 +64,43 @@ def first_stage_run(ds: Dataset, kind: str = "dense", k: int = 100, embedder=Non
         fused = rrf([metrics.ranked(runs[n][q]) for n in ("dense", "bm25")])
         out[q] = {d: fused[d] for d in metrics.ranked(fused, k)}
     return out
+
+
+def write_trec(run: Run, path, tag: str = "course") -> None:
+    """Write ``run`` as a TREC run file, each query's documents in rank order."""
+    from pathlib import Path
+
+    lines = []
+    for q in sorted(run):
+        for r, d in enumerate(metrics.ranked(run[q]), 1):
+            lines.append(f"{q} Q0 {d} {r} {run[q][d]!r} {tag}")
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def read_trec(path) -> Run:
+    """A run from a TREC run file (``qid Q0 docid rank score tag``; the score ranks, the rank is ignored).
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "run.trec")
+    >>> write_trec({"q1": {"d1": 0.5, "d2": 0.9}}, p)
+    >>> read_trec(p)
+    {'q1': {'d2': 0.9, 'd1': 0.5}}
+    """
+    from pathlib import Path
+
+    run: Run = {}
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 6:
+            raise ValueError(f"{path}, line {n}: expected 'qid Q0 docid rank score tag', got {line!r}")
+        try:
+            score = float(parts[4])
+        except ValueError:
+            raise ValueError(f"{path}, line {n}: score {parts[4]!r} is not a number") from None
+        run.setdefault(parts[0], {})[parts[2]] = score
+    return run
 
 
 def top_k_run(run: Run, k: int) -> Run:

@@ -34,3 +34,29 @@ def test_shipped_scifact_bench_ndcg_matches_the_shipped_scores(shared_data, cour
         cache = json.load(fh)
     run = {q: {d: cache[ds.queries[q]][d] for d in c} for q, c in first.items()}
     assert metrics.mean(metrics.ndcg(run, ds.qrels, 10)) == pytest.approx(res["naive"]["ndcg@10"], abs=2e-3)
+
+
+def test_bench_reranks_a_given_first_stage_run(course_ds, overlap_scorer, tmp_path):
+    """``first=`` (``course-lib bench --run FILE``): the run's top k is what every variant reranks."""
+    from course_lib.bench import bench
+    from course_lib.optimize import scorer_rank
+    from course_lib.runs import first_stage_run, read_trec, write_trec
+
+    ds = course_ds.subset(sorted(course_ds.queries)[:3])
+    write_trec(first_stage_run(ds, "bm25", 8), tmp_path / "bm25.trec", "bm25")
+    first = read_trec(tmp_path / "bm25.trec")
+    res = bench(ds, k=5, variants={"same": scorer_rank(overlap_scorer)}, naive=scorer_rank(overlap_scorer),
+                show_progress=False, first=first)
+    assert res["first_stage"] == "run file" and res["n_queries"] == 3
+    assert res["variants"][0]["top10_identical"] == 1.0
+    with pytest.raises(ValueError, match="no candidates"):
+        bench(course_ds.subset(sorted(course_ds.queries)[:4]), k=5, variants={}, naive=scorer_rank(overlap_scorer),
+              show_progress=False, first=first)
+
+
+def test_read_trec_names_the_bad_line(tmp_path):
+    from course_lib.runs import read_trec
+
+    (tmp_path / "bad.trec").write_text("q1 Q0 d1 1 0.5 tag\nq1 Q0 d2 2 high tag\n")
+    with pytest.raises(ValueError, match="line 2"):
+        read_trec(tmp_path / "bad.trec")
