@@ -37,6 +37,8 @@ PACKAGES = [  # (import name, distribution name, required version prefix)
     ("langchain_chroma", "langchain-chroma", "1."),
     ("langchain_huggingface", "langchain-huggingface", "1."),
     ("bm25s", "bm25s", ""),
+    ("onnx", "onnx", ""),
+    ("onnxruntime", "onnxruntime", ""),
     ("numpy", "numpy", ""),
     ("pandas", "pandas", ""),
     ("matplotlib", "matplotlib", ""),

@@ -363,7 +363,7 @@ def adaptive_rank(scorer: Scorer, margin: float, k_min: int = 5):
 
 
 BENCH_VARIANTS = ("balanced level", "speed level", "token budget", "max length 128", "bf16 autocast", "fp16 autocast", "adaptive K",
-                  "pair cache", "distilled", "cascade", "distilled + adaptive K")
+                  "pair cache", "distilled", "cascade", "distilled + adaptive K", "onnx fp32", "onnx int8", "onnx selective")
 
 
 def bench_variants(names=None, device: str = "cpu", cascade_top: int = 10, adaptive_margin: float | None = None) -> dict:
@@ -403,6 +403,10 @@ def bench_variants(names=None, device: str = "cpu", cascade_top: int = 10, adapt
             from course_lib.caches import CachedScorer, LRUScoreCache
 
             out[n] = scorer_rank(CachedScorer(full, LRUScoreCache(maxsize=1_000_000, model_id=full.fingerprint() or "")))
+        elif n.startswith("onnx "):  # ONNX Runtime on the full model (course_lib.onnx_scorer; needs onnx)
+            from course_lib.onnx_scorer import OnnxScorer
+
+            out[n] = scorer_rank(OnnxScorer(full, precision=n.split()[1]))
         elif small is None:
             continue  # no distilled model in this checkout
         elif n == "distilled":

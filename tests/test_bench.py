@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "eval_cache" / "bench"
 
 
-@pytest.mark.parametrize("name", ["scifact-test-k30-q50.json", "course-k30.json", "scifact-test-k30-q50-repeat2.json"])
+@pytest.mark.parametrize("name", ["scifact-test-k30-q50.json", "course-k30.json", "scifact-test-k30-q50-repeat2.json",
+                                  "scifact-test-k30-q50-h200.json", "scifact-test-k30-q50-onnx.json"])
 def test_shipped_bench_records_have_every_field(name):
     res = json.loads((BENCH / name).read_text())
     assert {"dataset", "split", "k", "n_queries", "naive", "variants", "machine"} <= set(res)

@@ -1,7 +1,6 @@
 """The distilled speed tier: a student that shares the course reranker's word-piece embeddings,
 its save/load round trip, the data file it trains on, and the shipped student."""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -70,7 +69,11 @@ def test_student_refuses_a_teacher_it_was_not_distilled_from(tmp_path):
 def test_prepare_and_distill_on_a_tiny_collection(tmp_path, course_ds):
     """End to end on the CPU: a data file from a BEIR folder (no labels read but the dev claims'),
     then a 1-layer student selected on the dev queries, saved, and loadable."""
-    from course_lib.course_reranker.distill import distill_groups, prepare_groups, read_groups
+    from course_lib.course_reranker.distill import (
+        distill_groups,
+        prepare_groups,
+        read_groups,
+    )
     from course_lib.models import course_reranker_path, load_reranker
 
     write_course_as_beir(course_ds, tmp_path / "data" / "scifact", split="train")

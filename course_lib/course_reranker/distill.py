@@ -171,7 +171,6 @@ def _encode(tok, pairs, max_length):
 
 
 def _forward(model, enc, rows, device):
-    import torch
 
     n = int(enc["attention_mask"][rows].sum(1).max())  # trim the batch to its longest pair
     batch = {k: v[rows, :n].to(device, non_blocking=True).long() for k, v in enc.items()}
