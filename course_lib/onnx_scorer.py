@@ -58,7 +58,6 @@ from course_lib.rerank import (
     CrossEncoderScorer,
     Scorer,
     ScoringStats,
-    cap_query,
     weights_fingerprint,
 )
 
@@ -547,24 +546,10 @@ class OnnxScorer(Scorer):
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Raw logits of (query, text) pairs, in input order."""
-        stats = ScoringStats(pairs=len(pairs))
         if not len(pairs):
-            self.last_stats = stats
+            self.last_stats = ScoringStats(pairs=0)
             return np.zeros(0, dtype=np.float32)
-        capped: dict[str, str] = {}
-        flat, owner = [], []
-        for i, (q, t) in enumerate(pairs):
-            if q not in capped:
-                capped[q], was = cap_query(self.tokenizer, q, self.max_query_tokens)
-                stats.queries_capped += int(was)
-            if self.long_documents == "maxp":
-                wins = self.base._windows(capped[q], t)
-                stats.windows += len(wins)
-                flat.extend((capped[q], w) for w in wins)
-                owner.extend([i] * len(wins))
-            else:
-                flat.append((capped[q], t))
-                owner.append(i)
+        flat, owner, stats = self.base.expand_pairs(pairs, self.max_query_tokens, self.long_documents)
         flat_logits, n_cut = self._run(flat)
         if self.long_documents == "truncate":
             stats.truncated = n_cut

@@ -394,20 +394,21 @@ class CrossEncoderScorer(Scorer):
             )
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Raw logits of (query, text) pairs."""
+    def expand_pairs(self, pairs, max_query_tokens: int | None = None, long_documents: str | None = None):
+        """The pairs a model actually scores: queries capped, and with ``"maxp"`` each passage cut into
+        windows.  Returns ``(flat pairs, owner index of each, stats)``; a pair's score is the max over
+        its rows (what :meth:`score_pairs` does, and :class:`course_lib.onnx_scorer.OnnxScorer` too)."""
+        max_query_tokens = self.max_query_tokens if max_query_tokens is None else max_query_tokens
+        long_documents = self.long_documents if long_documents is None else long_documents
         stats = ScoringStats(pairs=len(pairs))
-        if not len(pairs):
-            self.last_stats = stats
-            return np.zeros(0, dtype=np.float32)
         capped: dict[str, str] = {}
         flat, owner = [], []
         for i, (q, t) in enumerate(pairs):
             if q not in capped:
-                capped[q], was = cap_query(self.tokenizer, q, self.max_query_tokens)
+                capped[q], was = cap_query(self.tokenizer, q, max_query_tokens)
                 stats.queries_capped += int(was)
             q2 = capped[q]
-            if self.long_documents == "maxp":
+            if long_documents == "maxp":
                 wins = self._windows(q2, t)
                 stats.windows += len(wins)
                 flat.extend((q2, w) for w in wins)
@@ -415,6 +416,14 @@ class CrossEncoderScorer(Scorer):
             else:
                 flat.append((q2, t))
                 owner.append(i)
+        return flat, owner, stats
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Raw logits of (query, text) pairs."""
+        if not len(pairs):
+            self.last_stats = ScoringStats(pairs=0)
+            return np.zeros(0, dtype=np.float32)
+        flat, owner, stats = self.expand_pairs(pairs)
         if self.long_documents == "truncate":
             enc = self.tokenizer([q for q, _ in flat], [t for _, t in flat], truncation=False)["input_ids"]
             stats.truncated = sum(1 for ids in enc if len(ids) > self.max_length)
