@@ -77,10 +77,6 @@ def tensor_fingerprint(t) -> str:
 
 
 # -- data ------------------------------------------------------------------------------------
-def _namespaced(ds, prefix, ids):
-    return [f"{prefix}:{d}" for d in ids]
-
-
 def prepare_groups(data_root, out, teacher_dir=None, n_candidates: int = 30, medquad_questions: int = 1500,
                    seed: int = 0, show_progress: bool = True) -> dict:
     """Write the distillation queries with their dense top ``n_candidates`` to ``out`` (xz JSON).
@@ -117,7 +113,6 @@ def prepare_groups(data_root, out, teacher_dir=None, n_candidates: int = 30, med
         out = [(f"title:{d}", doc["title"].strip()) for d, doc in sorted(ds.corpus.items()) if doc.get("title", "").strip()]
         return out if n is None else rng.sample(out, min(n, len(out)))
 
-    summary = {}
     if (data_root / "scifact").is_dir():
         ds = load_beir(data_root / "scifact", split="train")
         index = DenseIndex.build(ds.corpus, cache_key=ds.name, show_progress=show_progress)
@@ -144,8 +139,7 @@ def prepare_groups(data_root, out, teacher_dir=None, n_candidates: int = 30, med
     train_half = course_query_split()[0]
     index = DenseIndex.build(train_half.corpus, cache_key=train_half.name, show_progress=False)
     add("course", train_half, index, "course corpus train half", [(q, train_half.queries[q]) for q in sorted(train_half.queries)])
-    for g in groups:
-        summary[g["source"]] = summary.get(g["source"], 0) + 1
+    summary = _count(groups)
     payload = {"n_candidates": n_candidates, "seed": seed, "summary": summary, "docs": docs, "groups": groups, "dev": dev}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -259,27 +253,26 @@ def distill_groups(groups_file, out, teacher_dir=None, keep: int = 3, epochs: in
     payload, groups, n_pairs, n_dev, enc, dev_enc, tokenize_s = _ENCODED[key]
     dev = payload["dev"]
     sizes = [len(g["docs"]) for g in groups]
-    pairs, dev_pairs = range(n_pairs), range(n_dev)  # only their lengths are used below
-    log(f"{len(groups)} queries, {len(pairs)} pairs (+{len(dev_pairs)} dev) tokenised in {tokenize_s:.0f} s on {device}")
+    log(f"{len(groups)} queries, {n_pairs} pairs (+{n_dev} dev) tokenised in {tokenize_s:.0f} s on {device}")
 
     teacher = CourseRerankerModel.from_pretrained(str(teacher_dir), dtype=torch.float32).to(device)
     t0 = time.perf_counter()
     cached = None
     if targets_file is not None and Path(targets_file).is_file():
         cached = torch.load(targets_file)
-        if cached.get("n_pairs") != len(pairs) or cached.get("n_dev") != len(dev_pairs):
+        if cached.get("n_pairs") != n_pairs or cached.get("n_dev") != n_dev:
             cached = None
     if cached is None:
         targets = score_all(teacher, enc, device)
         teacher_dev = score_all(teacher, dev_enc, device)
         if targets_file is not None:
-            torch.save({"n_pairs": len(pairs), "n_dev": len(dev_pairs), "targets": targets, "dev": teacher_dev,
+            torch.save({"n_pairs": n_pairs, "n_dev": n_dev, "targets": targets, "dev": teacher_dev,
                         "seconds": time.perf_counter() - t0}, targets_file)
     else:
         targets, teacher_dev = cached["targets"], cached["dev"]
     teacher_s = time.perf_counter() - t0 if cached is None else cached.get("seconds", 0.0)
-    teacher_fig = dev_figures(teacher_dev.numpy(), payload, len(dev_pairs))
-    log(f"teacher: {len(pairs) + len(dev_pairs)} pairs in {teacher_s:.1f} s; dev NDCG@10 {teacher_fig['ndcg@10']}")
+    teacher_fig = dev_figures(teacher_dev.numpy(), payload, n_dev)
+    log(f"teacher: {n_pairs + n_dev} pairs in {teacher_s:.1f} s; dev NDCG@10 {teacher_fig['ndcg@10']}")
 
     n_teacher_layers = teacher.config.num_hidden_layers
     layers = layers_evenly(n_teacher_layers, keep)
@@ -327,7 +320,7 @@ def distill_groups(groups_file, out, teacher_dir=None, keep: int = 3, epochs: in
             if time_budget_s is not None and time.perf_counter() - t_train > time_budget_s:
                 stopped = True
                 break
-        fig = dev_figures(score_all(student, dev_enc, device).numpy(), payload, len(dev_pairs), teacher_dev.numpy())
+        fig = dev_figures(score_all(student, dev_enc, device).numpy(), payload, n_dev, teacher_dev.numpy())
         fig.update(epoch=ep + 1, mean_loss=round(float(np.mean(losses)), 4), steps=len(losses),
                    seconds=round(time.perf_counter() - t_train, 1))
         history.append(fig)
@@ -346,7 +339,7 @@ def distill_groups(groups_file, out, teacher_dir=None, keep: int = 3, epochs: in
         "teacher": "the course reranker (assets/)", "kept_layers": layers,
         "layers": f"{keep} of {n_teacher_layers}",
         "parameters": n_params, "parameters_stored": n_params - student.bert.embeddings.word_embeddings.weight.numel(),
-        "data": {"queries": len(groups), "pairs": len(pairs), "by_source": _count(groups),
+        "data": {"queries": len(groups), "pairs": n_pairs, "by_source": _count(groups),
                  "candidates": f"dense top {payload['n_candidates']}", "dev": dev["name"], "dev_queries": len(dev["queries"])},
         "settings": {"epochs": epochs, "lr": lr, "batch_queries": batch_queries, "kl_weight": kl_weight,
                      "max_length": max_length, "seed": seed, "frozen": "word-piece embeddings (shared with the teacher)",
