@@ -67,16 +67,28 @@ def logit_histogram(logits, labels, title="cross-encoder logits by label"):
     return fig
 
 
-def metric_vs_k(table, x="k", title="first-stage recall ceiling vs K", ylabel="score (recall or NDCG@10)"):
-    """Line plot of every numeric column of a DataFrame against ``x`` (log-scaled, ticks at the Ks)."""
+def metric_vs_k(table, x="k", title="first-stage recall ceiling vs K", ylabel="score (recall or NDCG@10)", log=None):
+    """Line plot of every numeric column of a DataFrame against ``x``.
+
+    ``log=None`` picks the axis: a log scale with a tick at each value when every ``x`` is a positive
+    whole number (Ks), else a linear axis (a fusion weight from 0 to 1, say) with its values as labels.
+    """
     fig, ax = _fig()
     for col in table.columns:
         if col != x:
             ax.plot(table[x], table[col], "o-", label=col)
-    ax.set_xscale("log")
-    ax.set_xticks(list(table[x]), [str(int(v)) for v in table[x]])
-    ax.minorticks_off()
-    ax.set_xlabel(f"{x} (log scale)")
+    xs = [float(v) for v in table[x]]
+    if log is None:
+        log = all(v > 0 and v == int(v) for v in xs)
+    if log:
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [str(int(v)) for v in xs])
+        ax.minorticks_off()
+        ax.set_xlabel(f"{x} (log scale)")
+    else:
+        step = -(-len(xs) // 11)  # at most 11 labels
+        ax.set_xticks(xs[::step], [f"{v:g}" for v in xs[::step]])
+        ax.set_xlabel(x)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)

@@ -53,3 +53,15 @@ def test_metric_vs_k_ticks_are_the_ks():
     fig = plots.metric_vs_k(pd.DataFrame({"k": [3, 10, 100], "recall": [0.5, 0.8, 0.9]}))
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["3", "10", "100"]
 
+
+
+def test_metric_vs_k_weights_get_a_linear_axis_with_readable_labels():
+    """A fusion-weight sweep (0 to 1) is not squeezed onto a log axis with every label '0'."""
+    import pandas as pd
+
+    weights = [round(0.05 * i, 2) for i in range(21)]
+    fig = plots.metric_vs_k(pd.DataFrame({"weight": weights, "ndcg@10": [0.6 + 0.005 * i for i in range(21)]}), x="weight")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear"
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[0] == "0" and labels[-1] == "1" and "0.5" in labels and len(labels) <= 12
