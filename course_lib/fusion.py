@@ -29,7 +29,7 @@ import math
 # best mean NDCG@10 gain over the first stage that never falls below it on SciFact dev, the Cranfield tune half
 # or a held-out slice of MedQuAD train questions (recorded in the model's
 # calibration_report.json; see course_lib/course_reranker/assets/README.md).  No test split was read.
-DEFAULT_FUSION_WEIGHT = 0.7
+DEFAULT_FUSION_WEIGHT = 0.85
 
 
 def zscore(values) -> list[float]:

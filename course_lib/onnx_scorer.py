@@ -21,10 +21,11 @@ moves logits by ~0.6 on average, in the last layer's by ~0.04.  Keeping the whol
 the attention projections in fp32 barely helps.
 ``"selective"`` keeps the first layer's FFN down projection in fp32 (1 of 36 weight MatMuls) and
 quantises the rest with per-channel scales: max |logit change| ~0.76 instead of ~2.9, mean ~0.17
-instead of ~0.92, at about the size of full int8 and nearly its speed (``course-lib bench`` on 50 SciFact test claims:
-int8 1.58x at NDCG@10 0.706, selective 1.48x at 0.716, the naive loop 0.722; notebook 05).  :data:`SELECTIVE_KEEP_FP32` was
-picked by ``python -m course_lib.onnx_scorer --tune`` (:func:`tune_selective`) on 30 SciFact
-*train* claims (the recipe's ``dev_query_ids``), never on the test split.
+instead of ~0.92, at about the size of full int8 and nearly its speed (``course-lib bench`` on 50 SciFact test claims,
+stage 6 of the course reranker: int8 1.51x at NDCG@10 0.692, selective 1.45x at 0.727, the naive loop 0.728; notebook
+05).  :data:`SELECTIVE_KEEP_FP32` was picked by ``python -m course_lib.onnx_scorer --tune`` (:func:`tune_selective`) on
+30 SciFact *train* claims (the recipe's ``dev_query_ids``), never on the test split, with stage 5 (the logit figures
+above are stage 5's).
 
 Example
 -------

@@ -31,7 +31,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=os.environ.get("COURSE_DATA_DIR"))
     ap.add_argument("--k", type=int, default=30)
-    ap.add_argument("--margins", type=float, nargs="*", default=[0.05, 0.1, 0.15])
+    ap.add_argument("--margins", type=float, nargs="*", default=[0.1, 0.15, 0.2])
     ap.add_argument("--cascade", type=int, nargs="*", default=[5, 10])
     ap.add_argument("--write", action="store_true", help=f"write {OUT.relative_to(ROOT)}")
     args = ap.parse_args(argv)
