@@ -27,41 +27,100 @@ def _ok(flag: bool, text: str) -> bool:
     return flag
 
 
-PACKAGES = [  # (import name, distribution name, required version prefix)
-    ("torch", "torch", "2.13"),
-    ("transformers", "transformers", "5."),
-    ("sentence_transformers", "sentence-transformers", "6."),
-    ("chromadb", "chromadb", "1."),
-    ("langchain_core", "langchain-core", "1."),
-    ("langchain_classic", "langchain-classic", "1."),
-    ("langchain_chroma", "langchain-chroma", "1."),
-    ("langchain_huggingface", "langchain-huggingface", "1."),
-    ("bm25s", "bm25s", ""),
-    ("onnx", "onnx", ""),
-    ("onnxruntime", "onnxruntime", ""),
-    ("numpy", "numpy", ""),
-    ("pandas", "pandas", ""),
-    ("matplotlib", "matplotlib", ""),
-    ("ipywidgets", "ipywidgets", "8."),
-    ("nbval", "nbval", ""),
-    ("tqdm", "tqdm", ""),
+KEY_PACKAGES = [  # (import name, distribution name): listed by name; every locked package is compared below
+    ("torch", "torch"),
+    ("transformers", "transformers"),
+    ("sentence_transformers", "sentence-transformers"),
+    ("chromadb", "chromadb"),
+    ("langchain_core", "langchain-core"),
+    ("langchain_classic", "langchain-classic"),
+    ("langchain_chroma", "langchain-chroma"),
+    ("langchain_huggingface", "langchain-huggingface"),
+    ("bm25s", "bm25s"),
+    ("onnxruntime", "onnxruntime"),
+    ("numpy", "numpy"),
+    ("pandas", "pandas"),
+    ("ipywidgets", "ipywidgets"),
+    ("nbval", "nbval"),
 ]
 
 
+def display_path(path) -> str:
+    """A path as a learner reads it: relative to the checkout (or beside it), else under ``~``; never a machine's layout.
+
+    >>> from pathlib import Path
+    >>> import course_lib
+    >>> root = Path(course_lib.__file__).resolve().parents[1]
+    >>> display_path(root / "course_lib" / "course_reranker" / "assets")
+    'course_lib/course_reranker/assets'
+    >>> display_path(root.parent / "shared" / "datasets")
+    '../shared/datasets'
+    """
+    from pathlib import Path
+
+    import course_lib
+
+    p = Path(path).resolve()
+    root = Path(course_lib.__file__).resolve().parents[1]
+    for base, prefix in ((root, ""), (root.parent, "../")):
+        try:
+            return prefix + p.relative_to(base).as_posix()
+        except ValueError:
+            pass
+    try:
+        return "~/" + p.relative_to(Path.home()).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def _warn(text: str) -> None:
+    print(f"[WARN] {text}")
+
+
+def check_lock(lock=None) -> bool:
+    """Compare every installed package the lock pins with its locked version; print [OK] or [WARN] lines."""
+    from course_lib.env import lock_file, lock_mismatches, locked_versions
+
+    path = lock or lock_file()
+    if path is None:
+        print("[OK] requirements.lock: not found beside this copy of course_lib (an installed copy; nothing to compare)")
+        return True
+    pinned = locked_versions(path)
+    wrong = lock_mismatches(path)
+    if not wrong:
+        print(f"[OK] all {len(pinned)} locked packages installed at their locked versions (requirements.lock)")
+        return True
+    shown = ", ".join(f"{n} {have or 'missing'} (locked {want})" for n, have, want in wrong[:8])
+    more = f" and {len(wrong) - 8} more" if len(wrong) > 8 else ""
+    _warn(f"{len(wrong)} of {len(pinned)} locked packages differ from requirements.lock: {shown}{more}")
+    print("       outputs may differ from the course's; `make setup` (or `bash scripts/setup.sh`) installs the locked "
+          "versions, and the README says how to upgrade on purpose")
+    return False
+
+
 def cmd_check(args) -> int:
-    """Print [OK]/[FAIL] for Python, packages, both models and the data directory."""
+    """Print [OK]/[FAIL] for Python, packages, both models and the data directory; [WARN] where versions differ from the lock."""
     good = True
     v = sys.version_info
     good &= _ok((3, 10) <= v[:2] < (3, 14), f"Python {platform.python_version()} (need 3.10-3.13)")
     from importlib.metadata import version
 
-    for mod, dist, prefix in PACKAGES:
+    from course_lib.env import locked_versions, version_matches
+
+    pinned = locked_versions(args.lock)
+    for mod, dist in KEY_PACKAGES:
         try:
             importlib.import_module(mod)
             ver = version(dist)
-            good &= _ok(str(ver).startswith(prefix), f"{mod} {ver}" + (f" (need {prefix}x)" if prefix and not str(ver).startswith(prefix) else ""))
         except Exception as exc:  # noqa: BLE001
             good &= _ok(False, f"{mod}: {type(exc).__name__}: {exc}")
+            continue
+        want = pinned.get(dist)
+        if want is None or version_matches(ver, want):
+            _ok(True, f"{mod} {ver}")
+        else:
+            _warn(f"{mod} {ver} (locked {want})")
+    check_lock(args.lock)
     try:
         from course_lib.models import load_embedder
 
@@ -78,7 +137,8 @@ def cmd_check(args) -> int:
             [("Where is the Eiffel Tower?", "The Eiffel Tower stands in Paris, France."),
              ("Where is the Eiffel Tower?", "Photosynthesis converts light into chemical energy.")]
         )
-        good &= _ok(bool(s[0] > s[1]), f"course reranker at {course_reranker_path()} ranks a relevant passage first")
+        good &= _ok(bool(s[0] > s[1]),
+                    f"course reranker at {display_path(course_reranker_path())} ranks a relevant passage first")
     except Exception as exc:  # noqa: BLE001
         good &= _ok(False, f"course reranker: {exc}")
     try:
@@ -100,7 +160,7 @@ def cmd_check(args) -> int:
         found = sorted(x.name for x in p.iterdir() if (x / "corpus.jsonl").is_file()) if p.is_dir() else []
         if (p / "corpus.jsonl").is_file():
             found = [p.name]
-        good &= _ok(bool(found), f"data directory {p}: {', '.join(found) or 'no BEIR-layout dataset found'}")
+        good &= _ok(bool(found), f"data directory {display_path(p)}: {', '.join(found) or 'no BEIR-layout dataset found'}")
     print("All checks passed." if good else "Some checks failed: see [FAIL] lines above.")
     return 0 if good else 1
 
@@ -275,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="check the environment ([OK]/[FAIL])")
     c.add_argument("--data", default=None, help="data directory to check (default $COURSE_DATA_DIR)")
+    c.add_argument("--lock", default=None, help="the lock file to compare with (default: requirements.lock of this checkout)")
     c.set_defaults(func=cmd_check)
 
     e = sub.add_parser("eval", help="evaluate first stage, cross-encoder and fused pipeline")

@@ -78,3 +78,68 @@ def configure(offline: bool | None = True, quiet: bool = False, progress_bars: b
             os.environ["TRANSFORMERS_VERBOSITY"] = "error"
             os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"] = "1"
     return {"offline": is_offline(), "quiet": quiet, "progress_bars": bool(progress_bars)}
+
+
+# -- the lock: what a learner's environment should hold ----------------------------------------
+def lock_file():
+    """``requirements.lock`` at the root of the checkout this package runs from, or None (an installed copy)."""
+    from pathlib import Path
+
+    p = Path(__file__).resolve().parents[1] / "requirements.lock"
+    return p if p.is_file() else None
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def locked_versions(path=None) -> dict[str, str]:
+    """``{distribution: version}`` pinned by the lock for *this* interpreter and platform (markers applied).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "requirements.lock"
+    >>> _ = p.write_text("# a comment\\nnumpy==2.4.6\\ntomli==2.5.0 ; python_full_version < '3.0'\\n")
+    >>> locked_versions(p)
+    {'numpy': '2.4.6'}
+    """
+    from packaging.requirements import Requirement
+
+    path = path or lock_file()
+    out: dict[str, str] = {}
+    if path is None:
+        return out
+    for line in open(path, encoding="utf-8"):
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        req = Requirement(line)
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        pins = [s.version for s in req.specifier if s.operator == "=="]
+        if pins:
+            out[_normalise(req.name)] = pins[0]
+    return out
+
+
+def version_matches(installed: str, locked: str) -> bool:
+    """Whether an installed version is the locked one; a local build label (``2.13.0+cpu``) matches ``2.13.0``.
+
+    >>> version_matches("2.13.0+cpu", "2.13.0"), version_matches("6.2.0", "6.3.0")
+    (True, False)
+    """
+    return installed == locked or installed.split("+", 1)[0] == locked
+
+
+def lock_mismatches(path=None) -> list[tuple[str, str | None, str]]:
+    """``(distribution, installed version or None, locked version)`` for every locked package that differs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name, want in sorted(locked_versions(path).items()):
+        try:
+            have = version(name)
+        except PackageNotFoundError:
+            have = None
+        if have is None or not version_matches(have, want):
+            out.append((name, have, want))
+    return out

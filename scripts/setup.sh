@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or update) the course's virtual environment in .venv and install course_lib.
-# torch==2.13.0 is installed first as a CPU build, so pip never pulls a multi-GB CUDA wheel.
+# torch==2.13.0 is installed first as a CPU build, so pip never pulls a multi-GB CUDA wheel; then every other
+# package at the exact version requirements.lock pins (refresh it on purpose with `make lock`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -14,7 +15,8 @@ fi
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 
-if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && python -c "import course_lib, torch" 2>/dev/null; then
+if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt requirements.lock ] \
+   && python -c "import course_lib, torch" 2>/dev/null; then
   echo "==> environment up to date ($VENV)"
   exit 0
 fi
@@ -33,7 +35,7 @@ if ! python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2
     pip install --quiet "torch==2.13.0"
   fi
 fi
-echo "==> installing course_lib and its dependencies"
-pip install --quiet -e ".[test]"
+echo "==> installing course_lib and the locked versions of its dependencies (requirements.lock)"
+pip install --quiet -r requirements.lock -e ".[test]"
 touch "$STAMP"
 echo "==> done: $(python -c 'import torch, sentence_transformers as st; print("torch", torch.__version__, "| sentence-transformers", st.__version__)')"

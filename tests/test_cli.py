@@ -14,6 +14,32 @@ def test_check_all_ok(capsys, shared_data):
     assert code == 0 and out.count("[OK]") >= 18
 
 
+def test_check_prints_no_machine_paths(capsys, shared_data):
+    from pathlib import Path
+
+    import course_lib
+
+    main(["check", "--data", str(shared_data)])
+    out = capsys.readouterr().out
+    root = Path(course_lib.__file__).resolve().parents[1]
+    assert str(root) not in out and "course_lib/course_reranker/assets" in out, out
+
+
+def test_check_warns_on_a_version_that_differs_from_the_lock(capsys, tmp_path, shared_data):
+    from importlib.metadata import version
+
+    from course_lib.env import lock_file
+
+    lock = tmp_path / "requirements.lock"
+    lines = [ln for ln in lock_file().read_text().splitlines() if not ln.startswith("numpy==")]
+    lock.write_text("\n".join(lines + ["numpy==0.0.1"]) + "\n")
+    code = main(["check", "--data", str(shared_data), "--lock", str(lock)])
+    out = capsys.readouterr().out
+    assert f"[WARN] numpy {version('numpy')} (locked 0.0.1)" in out, out
+    assert f"numpy {version('numpy')} (locked 0.0.1)" in next(ln for ln in out.splitlines() if "differ from requirements.lock" in ln)
+    assert code == 0 and "[FAIL]" not in out  # a warning, not a failure
+
+
 def test_check_reports_fail_for_bad_data_dir(capsys, tmp_path):
     code = main(["check", "--data", str(tmp_path)])
     out = capsys.readouterr().out
