@@ -5,6 +5,8 @@
   is slow to recompute on a laptop CPU and fixed given the models.
 * **Dense embeddings** of a corpus (:func:`load_embeddings` / :func:`save_embeddings`), keyed by
   the collection's name, the corpus contents and the bi-encoder's weights.
+* **Query embeddings** (:class:`QueryEmbeddingCache`), keyed by the query text and the bi-encoder's
+  weights: the shipped file makes the first stage of every evaluated query the same on every CPU.
 * **Cross-encoder scores on disk** (:class:`ScoreCache`): (query text, doc id) -> logit, one file per
   (scorer fingerprint, collection).  The fingerprint is :meth:`course_lib.rerank.Scorer.fingerprint`
   — a hash of the weights *in memory*, so a model fine-tuned in this process never reads the
@@ -127,6 +129,85 @@ def save_embeddings(name: str, emb: np.ndarray) -> np.ndarray:
     half = np.asarray(emb).astype(np.float16)
     np.save(cache_dir() / name, half)
     return half.astype(np.float32)
+
+
+# -- query embeddings -------------------------------------------------------------------------
+class QueryEmbeddingCache:
+    """query text -> bi-encoder embedding, one file per bi-encoder (``queries/<embedder fingerprint>.npz``).
+
+    Read from the user cache and the shipped caches (the user's entries first); :meth:`save` writes
+    the user's.  The shipped file holds every query the notebooks evaluate, so their first stages
+    read the same vectors on every CPU (a forward pass differs in the seventh decimal between CPUs).
+    Use :meth:`for_embedder`; :func:`course_lib.dense.encode_queries` is the usual way in.
+
+    >>> import numpy as np, os, tempfile
+    >>> os.environ["COURSE_CACHE_DIR"] = tempfile.mkdtemp()
+    >>> c = QueryEmbeddingCache("demo")
+    >>> c.put_many({"what is BM25?": np.ones(3, dtype=np.float32)}); c.save()
+    >>> QueryEmbeddingCache("demo").get("what is BM25?").tolist(), QueryEmbeddingCache("demo").get("new")
+    ([1.0, 1.0, 1.0], None)
+    """
+
+    _loaded: dict[tuple[str, float], dict[str, np.ndarray]] = {}
+
+    def __init__(self, embedder_fp: str):
+        self.name = f"queries/{embedder_fp}.npz"
+        self.path = cache_dir() / self.name
+        self.data: dict[str, np.ndarray] = {}
+        for base in [*reversed(seed_dirs()), cache_dir()]:  # later folders win: the user's own entries last
+            self.data.update(self.read(base / self.name))
+        self._new: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def for_embedder(cls, embedder) -> "QueryEmbeddingCache":
+        fp = getattr(embedder, "_course_fingerprint", None)
+        if fp is None:
+            fp = embedder_fingerprint(embedder)
+            try:
+                embedder._course_fingerprint = fp
+            except AttributeError:  # pragma: no cover - an object that refuses attributes
+                pass
+        return cls(fp)
+
+    @classmethod
+    def read(cls, path: Path) -> dict[str, np.ndarray]:
+        """``{text: vector}`` of one cache file (empty when absent); read once per file version."""
+        path = Path(path)
+        if not path.is_file():
+            return {}
+        key = (str(path), path.stat().st_mtime)
+        if key not in cls._loaded:
+            with np.load(path) as z:
+                cls._loaded[key] = dict(zip(z["texts"].tolist(), z["vectors"]))
+        return cls._loaded[key]
+
+    @staticmethod
+    def write(path: Path, vectors: dict[str, np.ndarray]) -> None:
+        """Write ``{text: vector}`` to ``path`` (texts sorted, so the file is the same for the same content)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        texts = sorted(vectors)
+        tmp = path.with_suffix(".part.npz")
+        np.savez_compressed(tmp, texts=np.array(texts), vectors=np.stack([np.asarray(vectors[t], np.float32) for t in texts]))
+        tmp.replace(path)
+
+    def get(self, text: str):
+        return self.data.get(text)
+
+    def put_many(self, vectors: dict[str, np.ndarray]) -> None:
+        for text, v in vectors.items():
+            v = np.asarray(v, dtype=np.float32)
+            self.data[text] = v
+            self._new[text] = v
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def save(self) -> None:
+        """Add this object's new entries to the user cache's file."""
+        if self._new:
+            self.write(self.path, {**self.read(self.path), **self._new})
+            self._new = {}
 
 
 # -- cross-encoder scores on disk -------------------------------------------------------------

@@ -159,14 +159,19 @@ def build_graded_notebook(learner_path, solution_path) -> nbformat.NotebookNode:
             # nbval refuses a cell that carries outputs but was never run: the learner's copy has no
             # execution counts from the first exercise cell on, so take the solution's
             cell.execution_count = ref.get("execution_count") or (1 if cell.outputs else None)
-            if not has_solution(ref.source) and not is_check(ref) and cell.source != ref.source:
-                # a non-exercise cell was edited: keep the learner's source but do not compare outputs
-                cell.source = "# NBVAL_IGNORE_OUTPUT\n" + cell.source
-            if has_solution(ref.source) and not cell.source.lstrip().startswith("# NBVAL_IGNORE_OUTPUT"):
-                cell.source = "# NBVAL_IGNORE_OUTPUT\n" + cell.source
+            if (not has_solution(ref.source) and not is_check(ref) and cell.source != ref.source) or has_solution(ref.source):
+                # the learner's own code, or a non-exercise cell they edited: run it, do not compare its outputs
+                _ignore_output(cell)
             if is_check(ref):
                 cell.source = ref.source  # checks are the solution's, whatever the learner did to them
     return graded
+
+
+def _ignore_output(cell) -> None:
+    """Tag a cell so that nbval runs it without comparing outputs (a tag in the metadata, not a comment in the code)."""
+    tags = cell.metadata.setdefault("tags", [])
+    if "nbval-ignore-output" not in tags:
+        tags.append("nbval-ignore-output")
 
 
 def _sanitize_cfg() -> Path | None:

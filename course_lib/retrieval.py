@@ -175,21 +175,28 @@ class BM25Retriever:
         self._bm25s = bm25s
         self.model = bm25s.BM25(k1=k1, b=b)
         self.model.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+        self._id_rank = None  # each document's place in id order (the tie-break), made on first search
 
     @classmethod
     def from_corpus(cls, corpus: dict[str, dict], **kw) -> "BM25Retriever":
         return cls(corpus, **kw)
 
     def search(self, queries: list[str], k: int = 100) -> list[list[tuple[str, float]]]:
-        """Top-``k`` (doc_id, score) per query; documents scoring 0 are left out."""
-        k = min(k, len(self.doc_ids))
-        toks = self._bm25s.tokenize(list(queries), stopwords="en", show_progress=False)
-        idx, scores = self.model.retrieve(toks, k=k, show_progress=False, n_threads=1)
+        """Top-``k`` (doc_id, score) per query; documents scoring 0 are left out; ties go to the smaller doc id.
+
+        The cut is a stable sort of every scoring document, so two copies of one passage at the k-th
+        place are chosen alike on every CPU (``np.argpartition``, bm25s's own cut, may pick either).
+        """
+        if self._id_rank is None:
+            self._id_rank = np.empty(len(self.doc_ids), dtype=np.int64)
+            self._id_rank[np.argsort(np.array(self.doc_ids, dtype=object), kind="stable")] = np.arange(len(self.doc_ids))
         out = []
-        for row_i, row_s in zip(idx, scores):
-            pairs = [(self.doc_ids[int(i)], float(s)) for i, s in zip(row_i, row_s) if s > 0]
-            pairs.sort(key=lambda p: (-p[1], p[0]))
-            out.append(pairs)
+        for toks in self._bm25s.tokenize(list(queries), stopwords="en", show_progress=False, return_ids=False):
+            ids = self.model.get_tokens_ids(list(toks))
+            scores = self.model.get_scores_from_ids(ids) if ids else np.zeros(len(self.doc_ids))
+            hit = np.flatnonzero(scores > 0)
+            best = hit[np.lexsort((self._id_rank[hit], -scores[hit]))][:k]
+            out.append([(self.doc_ids[i], float(scores[i])) for i in best])
         return out
 
     def retrieve(self, query: str, k: int = 50) -> list[dict]:

@@ -40,7 +40,7 @@ def first_stage_run(ds: Dataset, kind: str = "dense", k: int = 100, embedder=Non
     Hybrid is reciprocal-rank fusion of the dense and BM25 top ``k``.  The dense index is built
     once per corpus and cached on disk (:mod:`course_lib.caches`).
     """
-    from course_lib.dense import DenseIndex, encode_texts
+    from course_lib.dense import DenseIndex, encode_queries
     from course_lib.retrieval import BM25Retriever
 
     if kind not in FIRST_STAGES:
@@ -52,7 +52,7 @@ def first_stage_run(ds: Dataset, kind: str = "dense", k: int = 100, embedder=Non
     runs = {}
     if kind in {"dense", "hybrid"}:
         index = index or DenseIndex.build(ds.corpus, embedder, cache_key=ds.name, show_progress=show_progress)
-        hits = index.search_vectors(encode_texts(texts, index.embedder, show_progress=show_progress), k)
+        hits = index.search_vectors(encode_queries(texts, index.embedder, show_progress=show_progress), k)
         runs["dense"] = {q: dict(h) for q, h in zip(qids, hits)}
     if kind in {"bm25", "hybrid"}:
         bm25 = BM25Retriever(ds.corpus)

@@ -107,13 +107,13 @@ def mine_hard_negatives(
         ``(records, report)`` where ``report`` counts the negatives drawn and the suspected
         false negatives skipped.
     """
-    from course_lib.dense import DenseIndex, encode_texts
+    from course_lib.dense import DenseIndex, encode_queries
 
     rng = random.Random(seed)
     # cached by collection name and corpus contents (splits by query share the corpus)
     index = index or DenseIndex.build(ds.corpus, cache_key=ds.name, show_progress=show_progress)
     qids = sorted(ds.queries)
-    q_emb = encode_texts([ds.queries[q] for q in qids], index.embedder, show_progress=show_progress)
+    q_emb = encode_queries([ds.queries[q] for q in qids], index.embedder, show_progress=show_progress)
     hi = ranks[1]
     hits = index.search_vectors(q_emb, hi)
     all_ids = [d for d in ds.corpus if ds.doc_text(d).strip()]  # some collections hold empty documents

@@ -41,3 +41,17 @@ def test_shipped_embeddings_match_live_embedder(name, shared_data):
     idx = random.Random(1).sample(range(len(ids)), 8)
     live = encode_texts([ds.doc_text(ids[i]) for i in idx], emb, show_progress=False)
     assert np.allclose(stored[idx], live, atol=2e-3)
+
+
+def test_shipped_query_embeddings_match_live_embedder():
+    """The shipped query vectors (what makes first stages the same on every CPU) are the bi-encoder's own."""
+    from course_lib.caches import QueryEmbeddingCache, embedder_fingerprint
+
+    emb = load_embedder()
+    path = SEED / "queries" / f"{embedder_fingerprint(emb)}.npz"
+    assert path.is_file(), f"no shipped query embeddings for the bundled bi-encoder: {path.name}"
+    shipped = QueryEmbeddingCache.read(path)
+    assert len(shipped) > 1000
+    texts = random.Random(2).sample(sorted(shipped), 16)
+    live = encode_texts(texts, emb, show_progress=False)
+    assert np.abs(np.stack([shipped[t] for t in texts]) - live).max() < 1e-5

@@ -189,10 +189,10 @@ class SpecialtyDetector:
 
     def predict(self, texts) -> list[str]:
         """Specialties of questions (needs ``embedder``, e.g. :func:`course_lib.models.load_embedder`)."""
-        from course_lib.dense import encode_texts
+        from course_lib.dense import encode_queries
 
         texts = [texts] if isinstance(texts, str) else list(texts)
-        return self.predict_vectors(encode_texts(texts, self.embedder, show_progress=False), texts)
+        return self.predict_vectors(encode_queries(texts, self.embedder, store=False), texts)
 
 
 @dataclass
