@@ -1,6 +1,7 @@
 # The course's two commands (see README):
 #   make course   set up .venv and open JupyterLab on notebooks/ (offline defaults)
 #   make test     set up .venv and run the whole test suite (unit tests + notebooks via nbval)
+# Installs come from requirements.lock; `make lock` refreshes it on purpose (see README, "Upgrading on purpose").
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,10 +13,15 @@ export TOKENIZERS_PARALLELISM ?= false
 export COURSE_DATA_DIR ?= $(abspath $(wildcard ../shared/datasets))
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: setup course test unit notebooks execute exercises check-exercises clean
+.PHONY: setup lock course test unit notebooks execute exercises check-exercises clean
 
 setup:
 	@bash scripts/setup.sh
+
+# Re-resolve every dependency within pyproject.toml's ranges and write requirements.lock (then run make test).
+lock:
+	@test -x $(BIN)/python || bash scripts/setup.sh
+	@bash scripts/lock.sh
 
 # JupyterLab runs from the repository root (so exercises/ and the grader's paths work from its terminal)
 # with .venv/bin first on PATH (so `course-lib` works in that terminal), and opens notebook 00.
@@ -25,7 +31,7 @@ course: setup
 
 # tests/ and the docstring examples of course_lib, then every notebook and solution under nbval
 test: setup
-	$(BIN)/python -m pytest -p no:cacheprovider -ra --doctest-modules tests course_lib notebooks solutions $(NBVAL)
+	$(BIN)/python -m pytest -p no:cacheprovider -ra --durations=30 --doctest-modules tests course_lib notebooks solutions $(NBVAL)
 
 # the quick loop: everything not marked slow (see pyproject.toml for the markers)
 unit: setup

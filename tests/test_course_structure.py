@@ -50,3 +50,19 @@ def test_glossary_defines_the_measures_the_course_reports():
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     for anchor in ("glossary", "precision", "recall", "mrr", "map", "ndcg", "ece", "fusion", "bootstrap"):
         assert f'<a id="{anchor}"></a>' in text
+
+
+ALL_NOTEBOOKS = NOTEBOOKS + sorted((ROOT / "solutions").glob("*.ipynb")) + sorted((ROOT / "exercises").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_test_markers_are_cell_tags_and_outputs_hold_no_machine_paths(path):
+    """nbval's markers live in cell metadata (out of the learner's sight), and no stored output shows where it ran."""
+    nb = nbformat.read(str(path), as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        assert "NBVAL_" not in cell.source, f"cell {i}: use the cell tag (e.g. nbval-ignore-output), not a comment"
+        text = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in cell.get("outputs", []))
+        for machine_path in (str(ROOT), str(Path.home()), "/work/", "/home/"):
+            assert machine_path not in text, f"cell {i}: an output shows a path of the machine that ran it ({machine_path})"
