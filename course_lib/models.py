@@ -182,7 +182,7 @@ def _fill_shared_embeddings(model, marker: Path) -> None:
     import torch
     from safetensors import safe_open
 
-    from course_lib.course_reranker.distill import tensor_fingerprint
+    from course_lib.course_reranker.modeling import tensor_fingerprint
 
     info = json.loads(marker.read_text())
     source = course_reranker_path() / "model.safetensors"

@@ -9,7 +9,7 @@ Tuning sets, all at the deployed depth (dense top 100), none of them a reported 
 * out of domain — half of Cranfield's queries (split by query, seed 0); the other half is never
   used here, so Cranfield results can be reported on it;
 * consumer health — a fixed slice of 100 MedQuAD *train* questions held out of training
-  (:func:`course_lib.course_reranker.recipe.medquad_tuning_split`, seed 0), when ``medquad`` is in
+  (:func:`course_lib.domains.benchmark.medquad_tuning_split`, seed 0), when ``medquad`` is in
   the data directory; dense top ``--k-medquad`` (default 30: each has one answer, and its long
   passages make top 100 slow on a CPU).
 
@@ -39,7 +39,7 @@ configure(offline=True)
 
 from course_lib import metrics  # noqa: E402
 from course_lib.caches import ScoreCache  # noqa: E402
-from course_lib.course_reranker.recipe import medquad_tuning_split  # noqa: E402
+from course_lib.domains.benchmark import medquad_tuning_split  # noqa: E402
 from course_lib.course_reranker.selection import prefer_model, select_fusion_weight  # noqa: E402
 from course_lib.data import DataError, load_beir  # noqa: E402
 from course_lib.models import course_reranker_path  # noqa: E402

@@ -2,7 +2,7 @@
 
 Uses notebook 03's tools: dense hard negatives (:func:`course_lib.training.mine_hard_negatives`)
 and :class:`course_lib.training.DomainSpecificReranker` (listwise loss, the shipped model's own).
-The MedQuAD tuning slice (:func:`course_lib.course_reranker.recipe.medquad_tuning_split`, 100 train
+The MedQuAD tuning slice (:func:`course_lib.domains.benchmark.medquad_tuning_split`, 100 train
 questions) is never trained on: notebook 04 chooses per-specialty thresholds on it.  LiveQA test
 questions are never read.
 
@@ -42,7 +42,7 @@ def main(argv=None) -> dict:
 
     import torch
 
-    from course_lib.course_reranker.recipe import medquad_tuning_split
+    from course_lib.domains.benchmark import medquad_tuning_split
     from course_lib.data import load_beir
     from course_lib.rerank import CrossEncoderScorer
     from course_lib.training import DomainSpecificReranker, mine_hard_negatives

@@ -105,7 +105,7 @@ def test_recipe_adds_medquad_and_other_corpora_and_holds_out_the_tuning_slice(tm
 
 
 def test_medquad_tuning_slice_is_fixed_and_disjoint(course_ds):
-    from course_lib.course_reranker.recipe import medquad_tuning_split
+    from course_lib.domains.benchmark import medquad_tuning_split
 
     train, tune = medquad_tuning_split(course_ds, 5)
     again = medquad_tuning_split(course_ds, 5)[1]

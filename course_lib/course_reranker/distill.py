@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import lzma
 import os
@@ -45,6 +44,8 @@ import platform
 import random
 import time
 from pathlib import Path
+
+from course_lib.course_reranker.modeling import tensor_fingerprint  # the runtime checks it when loading
 
 SHARED_FILE = "shared_embeddings.json"
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
@@ -67,13 +68,6 @@ def truncate_layers(model, layers: list[int]):
     student.bert.encoder.layer = nn.ModuleList([student.bert.encoder.layer[i] for i in layers])
     student.config.num_hidden_layers = len(layers)
     return student
-
-
-def tensor_fingerprint(t) -> str:
-    """sha1 (16 hex digits) of a tensor's values in fp16: what a shared matrix is checked against."""
-    import numpy as np
-
-    return hashlib.sha1(np.ascontiguousarray(t.detach().to("cpu").half().numpy()).tobytes()).hexdigest()[:16]
 
 
 # -- data ------------------------------------------------------------------------------------

@@ -193,3 +193,16 @@ def from_bi_encoder(path: str, head_scale: float = 20.0) -> CourseRerankerModel:
     if missing.missing_keys:
         raise RuntimeError(f"bi-encoder weights did not cover: {missing.missing_keys[:5]}")
     return model
+
+
+def tensor_fingerprint(t) -> str:
+    """sha1 (16 hex digits) of a tensor's values in fp16: what a shared matrix is checked against.
+
+    The distilled speed tier shares its word-piece matrix with the course reranker; loading it
+    (:func:`course_lib.models.load_reranker`) checks the reranker's matrix against this fingerprint.
+    """
+    import hashlib
+
+    import numpy as np
+
+    return hashlib.sha1(np.ascontiguousarray(t.detach().to("cpu").half().numpy()).tobytes()).hexdigest()[:16]

@@ -39,6 +39,7 @@ import torch
 
 from course_lib.data import Dataset, document_text, load_beir
 from course_lib.dense import DenseIndex, encode_texts
+from course_lib.domains.benchmark import medquad_tuning_split  # shared with notebook 04; re-exported here
 from course_lib.losses import group_softmax_cross_entropy
 from course_lib.models import autocast
 from course_lib.rerank import cap_query
@@ -409,16 +410,6 @@ def train_reranker(
     }
     (out / "training.json").write_text(json.dumps(info, indent=1))
     return info
-
-
-def medquad_tuning_split(mq: Dataset, n_tune: int = 100) -> tuple[Dataset, Dataset]:
-    """MedQuAD train questions split into (trainable, held-out tuning slice of ``n_tune``), fixed by seed 0.
-
-    The tuning slice is the same for every recipe tried, so trials are compared on one set, and a
-    question held out here is never a training query.  Its answers may still appear as *negatives*
-    for other questions (they are corpus passages), as test answers may in any dense-mined recipe.
-    """
-    return mq.split_queries(n_tune / max(1, len(mq.queries)), seed=0)
 
 
 def _dataset_beside(data_dir, main: str, name: str) -> Path:

@@ -14,7 +14,9 @@ bridges the two and holds the pieces notebook 04 measures:
   on *dev* queries;
 * :func:`compare_runs` — NDCG@10 of several runs with paired-bootstrap intervals against a base;
 * :func:`medquad_specialties` / :func:`split_ids` / :func:`specialty_accuracy` — labelled passages
-  for specialty detection (the NIH institute that wrote a MedQuAD answer is its label).
+  for specialty detection (the NIH institute that wrote a MedQuAD answer is its label);
+* :func:`medquad_tuning_split` — the 100 MedQuAD train questions held out of every training run, on
+  which thresholds (notebook 04) and the course reranker's choices were made.
 
 Example
 -------
@@ -185,3 +187,13 @@ def specialty_accuracy(predicted: list[str], gold: list[str]) -> dict:
     acc = sum(p == g for p, g in zip(predicted, gold)) / len(gold)
     macro = sum(v["recall"] for v in per.values()) / len(per)
     return {"accuracy": round(acc, 3), "macro_recall": round(macro, 3), "per_class": per}
+
+
+def medquad_tuning_split(mq: Dataset, n_tune: int = 100) -> tuple[Dataset, Dataset]:
+    """MedQuAD train questions split into (trainable, held-out tuning slice of ``n_tune``), fixed by seed 0.
+
+    The tuning slice is the same for every recipe tried, so trials are compared on one set, and a
+    question held out here is never a training query.  Its answers may still appear as *negatives*
+    for other questions (they are corpus passages), as test answers may in any dense-mined recipe.
+    """
+    return mq.split_queries(n_tune / max(1, len(mq.queries)), seed=0)
