@@ -177,6 +177,8 @@ class QueryEmbeddingCache:
             return {}
         key = (str(path), path.stat().st_mtime)
         if key not in cls._loaded:
+            for old in [k for k in cls._loaded if k[0] == key[0]]:  # keep only a file's latest version
+                del cls._loaded[old]
             with np.load(path) as z:
                 cls._loaded[key] = dict(zip(z["texts"].tolist(), z["vectors"]))
         return cls._loaded[key]
