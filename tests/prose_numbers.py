@@ -25,7 +25,7 @@ MODEL_CARD = ROOT / "course_lib" / "course_reranker" / "assets" / "README.md"
 
 _NUM = re.compile(r"(?<![\w.])([−+-]?)(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d*\.\d+)(?![\w])")
 _OUT_NUM = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?")
-_SECTION = re.compile(r"(?:section|sections|§|part|step|stage|python|torch|version|v)\s*$", re.I)
+_SECTION = re.compile(r"(?:\b(?:section|sections|part|step|stage|python|torch|version|v)|§)\s*$", re.I)
 
 # Numbers the prose may quote without an output, each with its reason.  Keep it short.
 ALLOWED: dict[str, dict[str, str]] = {

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 import pytest
-from prose_numbers import ALLOWED, ROOT, matches, unsourced
+from prose_numbers import _SECTION, ALLOWED, ROOT, matches, unsourced
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
 
@@ -35,4 +35,5 @@ def test_rounding_and_sign_rules():
     assert matches("0.36", 0.36, [0.3594]) and not matches("0.36", 0.36, [0.3651])
     assert matches("0.025", 0.025, [-0.025])       # "lower by 0.025"
     assert matches("19,263", 19263, [19263.0])
+    assert _SECTION.search("see section ") and _SECTION.search("§") and not _SECTION.search("on dev ")  # "dev" is no "v"
     assert all(reason.strip() for allowed in ALLOWED.values() for reason in allowed.values())
