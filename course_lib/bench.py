@@ -45,16 +45,16 @@ def peak_mb() -> float:
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
-WARMUP_QUERY = "course-lib bench warm-up query (in no workload)"
+_WARMUP_QUERY = "course-lib bench warm-up query (in no workload)"
 
 
-def time_variant(ds, first, rank: Callable, warmup: int = 1, repeat: int = 1) -> tuple[dict, list[float], int]:
+def _time_variant(ds, first, rank: Callable, warmup: int = 1, repeat: int = 1) -> tuple[dict, list[float], int]:
     """Rerank every query of ``first`` with ``rank`` (the list ``repeat`` times over); returns (run, per-arrival
     seconds, pairs handled)."""
     qids = sorted(first)
     for q in qids[:warmup]:  # first calls pay one-off costs (allocations, kernel choice)
         ids = metrics.ranked(first[q])
-        rank(WARMUP_QUERY, [ds.doc_text(d) for d in ids], [first[q][d] for d in ids])
+        rank(_WARMUP_QUERY, [ds.doc_text(d) for d in ids], [first[q][d] for d in ids])
     run, secs, n = {}, [], 0
     for q in qids * max(1, repeat):
         ids = metrics.ranked(first[q])
@@ -93,7 +93,7 @@ def bench(ds, k: int = 30, variants: dict | None = None, first_stage: str = "den
     results = {}
     for name in tqdm(names, desc="bench", disable=not show_progress, file=sys.stderr):
         fn = naive if name == "naive" else variants[name]
-        run, secs, n = time_variant(ds, first, fn, repeat=repeat)
+        run, secs, n = _time_variant(ds, first, fn, repeat=repeat)
         results[name] = (run, secs, n, peak_mb())
     base_run, base_secs = results["naive"][0], results["naive"][1]
     base_ms = 1000 * float(np.mean(base_secs))

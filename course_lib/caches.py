@@ -8,11 +8,15 @@
 * **Query embeddings** (:class:`QueryEmbeddingCache`), keyed by the query text and the bi-encoder's
   weights: the shipped file makes the first stage of every evaluated query the same on every CPU.
 * **Cross-encoder scores on disk** (:class:`ScoreCache`): (query text, doc id) -> logit, one file per
-  (scorer fingerprint, collection).  The fingerprint is :meth:`course_lib.rerank.Scorer.fingerprint`
+  (scorer fingerprint, collection).  The fingerprint is :meth:`course_lib.scorers.Scorer.fingerprint`
   — a hash of the weights *in memory*, so a model fine-tuned in this process never reads the
   scores of the model it started from.  A scorer without a fingerprint is never disk-cached.
-* **Pair scores in memory** (:class:`LRUScoreCache`, :class:`CachedScorer`): an LRU keyed by
-  (scorer fingerprint, query, passage text) — never by the query alone.
+* **Pair scores in memory** (:class:`LRUScoreCache`): an LRU keyed by (scorer fingerprint, query,
+  passage text) — never by the query alone.
+
+This is the storage layer: it imports no scorer.  The scorers that read and write these stores
+(:class:`~course_lib.scorers.cached.CachedScorer`, :class:`~course_lib.scorers.cached.CollectionScorer`)
+live in :mod:`course_lib.scorers.cached`.
 
 Example
 -------
@@ -28,24 +32,20 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
+from course_lib import settings
 
-from course_lib.rerank import Scorer
 
 
 # -- folders ----------------------------------------------------------------------------------
 def cache_dir() -> Path:
     """``$COURSE_CACHE_DIR`` or ``~/.cache/course_lib`` (created on demand)."""
-    p = Path(os.environ.get("COURSE_CACHE_DIR") or Path.home() / ".cache" / "course_lib")
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    return settings.cache_dir()
 
 
 def seed_dirs() -> list[Path]:
@@ -57,8 +57,8 @@ def seed_dirs() -> list[Path]:
     both and compare.  ``$COURSE_SEED_CACHE`` adds another folder.
     """
     dirs = []
-    if os.environ.get("COURSE_SEED_CACHE"):
-        dirs.append(Path(os.environ["COURSE_SEED_CACHE"]))
+    if settings.seed_cache() is not None:
+        dirs.append(settings.seed_cache())
     repo = Path(__file__).resolve().parents[1] / "eval_cache"
     if repo.is_dir():
         dirs.append(repo)
@@ -228,7 +228,7 @@ class ScoreCache:
                 self.data = json.load(fh)
 
     @classmethod
-    def for_scorer(cls, scorer: Scorer, collection: str) -> "ScoreCache | None":
+    def for_scorer(cls, scorer, collection: str) -> "ScoreCache | None":
         fp = scorer.fingerprint()
         if fp is None:
             return None
@@ -310,134 +310,3 @@ class LRUScoreCache:
 
     def __len__(self) -> int:
         return len(self._data)
-
-
-class CachedScorer(Scorer):
-    """A :class:`~course_lib.rerank.Scorer` that scores only the pairs its :class:`LRUScoreCache` misses.
-
-    The cache's ``model_id`` is set to the wrapped scorer's fingerprint when left empty.
-    """
-
-    def __init__(self, scorer: Scorer, cache: LRUScoreCache | None = None):
-        if not isinstance(scorer, Scorer):
-            raise TypeError(f"scorer must be a course_lib.rerank.Scorer, got {type(scorer).__name__}")
-        self.scorer = scorer
-        self.cache = cache if cache is not None else LRUScoreCache()
-        if not self.cache.model_id:
-            self.cache.model_id = scorer.fingerprint() or f"unnamed-{id(scorer)}"
-        self.calibration = scorer.calibration
-
-    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        out = np.empty(len(pairs), dtype=np.float32)
-        todo = []
-        for i, (q, t) in enumerate(pairs):
-            v = self.cache.get(q, t)
-            if v is None:
-                todo.append(i)
-            else:
-                out[i] = v
-        if todo:
-            fresh = self.scorer.score_pairs([pairs[i] for i in todo])
-            for i, v in zip(todo, fresh):
-                out[i] = v
-                self.cache.put(pairs[i][0], pairs[i][1], float(v))
-        return out
-
-    def probabilities(self, logits) -> np.ndarray:
-        return self.scorer.probabilities(logits)
-
-    def fingerprint(self) -> str | None:
-        return self.scorer.fingerprint()
-
-
-class CollectionScorer(Scorer):
-    """A :class:`~course_lib.rerank.Scorer` for passages of one collection that reads and writes its
-    on-disk :class:`ScoreCache` — the same file ``course-lib eval`` uses.
-
-    Domain systems score (query, passage text) pairs; this maps each text back to its doc id
-    (``ds.doc_text``) and looks the pair up by (query text, doc id).  A miss is scored by
-    ``scorer`` and stored (call :meth:`save`, or use it as a context manager).  With
-    ``scorer=None`` only cached pairs can be scored — for scores shipped for a model that is not
-    on this machine (``fingerprint`` names it) — and a miss is a clear error.
-
-    Args:
-        scorer: the model (None: cached scores only; then ``fingerprint`` is required).
-        ds: the collection (its ``name`` picks the cache file; its corpus maps texts to ids).
-        fingerprint: the model's fingerprint (default: ``scorer.fingerprint()``).
-        calibration: logit -> probability map (default: the scorer's, else a sigmoid).
-    """
-
-    def __init__(self, scorer: Scorer | None, ds, fingerprint: str | None = None, calibration=None):
-        from course_lib.calibration import Calibration
-
-        if scorer is not None and not isinstance(scorer, Scorer):
-            raise TypeError(f"scorer must be a course_lib.rerank.Scorer or None, got {type(scorer).__name__}")
-        fp = fingerprint or (scorer.fingerprint() if scorer is not None else None)
-        if not fp:
-            raise ValueError("a cached-only scorer needs the model's fingerprint")
-        self.scorer = scorer
-        self._fingerprint = fp
-        self.collection = ds.name
-        self.cache = ScoreCache(cache_dir() / "scores" / f"{fp}-{ds.name}.json.gz")
-        self.calibration = calibration or (scorer.calibration if scorer is not None else Calibration())
-        self._ids: dict[str, list[str]] = {}
-        for d in ds.corpus:
-            self._ids.setdefault(ds.doc_text(d), []).append(d)
-        self.hits = self.misses = 0
-        self._dirty = False
-        self._unsaved = 0
-
-    def _lookup(self, query: str, text: str):
-        for d in self._ids.get(text, ()):
-            v = self.cache.get(query, d)
-            if v is not None:
-                return v
-        return None
-
-    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        out = np.empty(len(pairs), dtype=np.float32)
-        todo = []
-        for i, (q, t) in enumerate(pairs):
-            v = self._lookup(q, t)
-            if v is None:
-                todo.append(i)
-            else:
-                out[i] = v
-        self.hits += len(pairs) - len(todo)
-        self.misses += len(todo)
-        if todo:
-            if self.scorer is None:
-                q, t = pairs[todo[0]]
-                raise KeyError(f"{len(todo)} pair(s) not in the shipped scores of model {self._fingerprint} on "
-                               f"{self.collection!r} (first: query {q[:60]!r}); load the model to score new pairs")
-            fresh = self.scorer.score_pairs([pairs[i] for i in todo])
-            for i, v in zip(todo, fresh):
-                out[i] = v
-                q, t = pairs[i]
-                ids = self._ids.get(t)
-                if ids:  # a text outside the collection is scored, not stored
-                    self.cache.put(q, ids[0], float(v))
-                    self._dirty = True
-                    self._unsaved += 1
-            if self._unsaved >= 500:  # long runs keep what they scored if interrupted
-                self.save()
-        return out
-
-    def save(self) -> None:
-        """Write new scores to the user cache (:func:`cache_dir`)."""
-        if self._dirty:
-            self.cache.save()
-            self._dirty = False
-            self._unsaved = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.save()
-
-    def probabilities(self, logits) -> np.ndarray:
-        return self.calibration.probabilities(logits)
-
-    def fingerprint(self) -> str:
-        return self._fingerprint

@@ -7,9 +7,8 @@ learners:
     course-lib serve [--port 8000]        the reranking service over HTTP (127.0.0.1 by default)
     course-lib loadtest --url URL ...     a bounded load test of a service on this machine
 
-instructors (how the shipped course reranker was made; not needed to take the course):
-    course-lib train-reranker --data DIR  [instructor] train the course reranker (the shipped recipe)
-    course-lib calibrate MODEL --data DIR [instructor] fit calibration + fusion weight on held-out train queries
+instructors (how the shipped course reranker was made; not needed to take the course) have their own
+entry point: ``python -m course_lib.instructor --help``.
 """
 
 from __future__ import annotations
@@ -17,9 +16,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import platform
 import sys
+from course_lib import settings
 
 
 def _ok(flag: bool, text: str) -> bool:
@@ -27,7 +26,7 @@ def _ok(flag: bool, text: str) -> bool:
     return flag
 
 
-KEY_PACKAGES = [  # (import name, distribution name): listed by name; every locked package is compared below
+_KEY_PACKAGES = [  # (import name, distribution name): listed by name; every locked package is compared below
     ("torch", "torch"),
     ("transformers", "transformers"),
     ("sentence_transformers", "sentence-transformers"),
@@ -77,7 +76,7 @@ def _warn(text: str) -> None:
     print(f"[WARN] {text}")
 
 
-def check_lock(lock=None) -> bool:
+def _check_lock(lock=None) -> bool:
     """Compare every installed package the lock pins with its locked version; print [OK] or [WARN] lines."""
     from course_lib.env import lock_file, lock_mismatches, locked_versions
 
@@ -98,7 +97,7 @@ def check_lock(lock=None) -> bool:
     return False
 
 
-def cmd_check(args) -> int:
+def _cmd_check(args) -> int:
     """Print [OK]/[FAIL] for Python, packages, both models and the data directory; [WARN] where versions differ from the lock."""
     good = True
     v = sys.version_info
@@ -108,7 +107,7 @@ def cmd_check(args) -> int:
     from course_lib.env import locked_versions, version_matches
 
     pinned = locked_versions(args.lock)
-    for mod, dist in KEY_PACKAGES:
+    for mod, dist in _KEY_PACKAGES:
         try:
             importlib.import_module(mod)
             ver = version(dist)
@@ -120,7 +119,7 @@ def cmd_check(args) -> int:
             _ok(True, f"{mod} {ver}")
         else:
             _warn(f"{mod} {ver} (locked {want})")
-    check_lock(args.lock)
+    _check_lock(args.lock)
     try:
         from course_lib.models import load_embedder
 
@@ -165,7 +164,7 @@ def cmd_check(args) -> int:
     return 0 if good else 1
 
 
-def cmd_eval(args) -> int:
+def _cmd_eval(args) -> int:
     from course_lib.data import load_beir
     from course_lib.evaluation import evaluate_pipeline
     from course_lib.fusion import DEFAULT_FUSION_WEIGHT
@@ -175,7 +174,7 @@ def cmd_eval(args) -> int:
     scorer = None
     if not first_only:
         from course_lib.models import load_reranker
-        from course_lib.rerank import CrossEncoderScorer
+        from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
         scorer = CrossEncoderScorer(load_reranker(args.reranker), max_length=args.max_length)
     w = DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else args.fusion_weight
@@ -195,7 +194,7 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
+def _cmd_bench(args) -> int:
     from course_lib.bench import bench, default_variants
     from course_lib.data import course_query_split, load_beir
 
@@ -225,33 +224,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from course_lib.course_reranker.recipe import RecipeConfig, train_reranker
-    from course_lib.course_reranker.selection import calibrate_and_report
-
-    cfg = RecipeConfig(epochs=args.epochs, max_length=args.max_length, n_pseudo=args.pseudo, seed=args.seed,
-                       course_repeats=args.course_repeats, neg_miner=args.neg_miner, label_sample=args.label_sample,
-                       medquad_groups=args.medquad_groups, pseudo_corpora=tuple(args.pseudo_corpora),
-                       n_pseudo_extra=args.n_pseudo_extra, kl_weight=args.kl_weight, lr=args.lr,
-                       pseudo_symmetric=args.pseudo_symmetric)
-    info = train_reranker(args.data, args.output, args.dataset, cfg, device=args.device, max_groups=args.max_groups,
-                          init_from=args.init_from)
-    print(json.dumps({k: v for k, v in info.items() if k != "dev_query_ids"}, indent=1))
-    if not args.skip_calibration:
-        rep = calibrate_and_report(args.output, args.data, args.dataset)
-        print(json.dumps(rep, indent=1))
-    return 0
-
-
-def cmd_calibrate(args) -> int:
-    from course_lib.course_reranker.selection import calibrate_and_report
-
-    rep = calibrate_and_report(args.model, args.data, args.dataset, depth=args.depth, max_length=args.max_length)
-    print(json.dumps(rep, indent=1))
-    return 0
-
-
-def cmd_convert(args) -> int:
+def _cmd_convert(args) -> int:
     from course_lib.data import convert_pairs
 
     ds = convert_pairs(args.source, args.output, split=args.split, overwrite=args.overwrite)
@@ -261,7 +234,7 @@ def cmd_convert(args) -> int:
     return 0
 
 
-def cmd_grade(args) -> int:
+def _cmd_grade(args) -> int:
     from course_lib.grading import grade_all, grade_notebook
 
     if args.all:
@@ -272,11 +245,13 @@ def cmd_grade(args) -> int:
     return grade_notebook(args.notebook, timeout=args.timeout)
 
 
-def cmd_serve(args) -> int:
-    from course_lib.service.server import resolve_api_key, run_server
+def _cmd_serve(args) -> int:
+    from course_lib.service.config import ServiceConfig
+    from course_lib.service.server import run_server
 
     try:
-        key = resolve_api_key(args.host, args.api_key)
+        config = ServiceConfig.from_args(args)
+        config = config.replace(api_key=config.resolved_api_key())
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -285,22 +260,21 @@ def cmd_serve(args) -> int:
 
         from course_lib.service import ray_serve
 
-        ray_serve.start(args.host, args.port, args.replicas, args.model, api_key=key)
-        print(f"Ray Serve: {args.replicas} replicas on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
+        ray_serve.start(config)
+        print(f"Ray Serve: {config.replicas} replicas on http://{config.host}:{config.port} (Ctrl-C stops)", flush=True)
         try:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             ray_serve.stop()
         return 0
-    print(f"serving on http://{args.host}:{args.port} ({'micro-batching' if not args.no_batching else 'no batching'};"
+    print(f"serving on http://{config.host}:{config.port} ({'micro-batching' if config.batching else 'no batching'};"
           f" Ctrl-C stops)", flush=True)
-    run_server(args.host, args.port, args.model, key, batching=not args.no_batching, max_wait_ms=args.max_wait_ms,
-               max_batch_pairs=args.max_batch_pairs, cache_size=args.cache_size, max_queue_pairs=args.max_queue_pairs)
+    run_server(config)
     return 0
 
 
-def cmd_loadtest(args) -> int:
+def _cmd_loadtest(args) -> int:
     import asyncio
 
     from course_lib.service.loadtest import check_loopback, offline_pairs_per_s, run_load, workload
@@ -311,7 +285,7 @@ def cmd_loadtest(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     reqs = workload(args.requests, args.dataset, args.k, args.repeat_fraction, data_dir=args.data_dir)
-    res = asyncio.run(run_load(args.url, reqs, args.concurrency, args.deadline_ms, args.api_key or os.environ.get("COURSE_API_KEY"),
+    res = asyncio.run(run_load(args.url, reqs, args.concurrency, args.deadline_ms, args.api_key or settings.api_key(),
                                max_seconds=args.max_seconds))
     if args.offline_baseline:  # the same pairs scored in this process, no HTTP, after the load is over
         res["offline_pairs_per_s"] = round(offline_pairs_per_s(reqs), 1)
@@ -327,7 +301,7 @@ def cmd_loadtest(args) -> int:
     return 0 if res["errors"] == 0 else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="course-lib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--online", action="store_true",
                    help="allow downloads from the model hub (default: offline; hub ids must be cached)")
@@ -336,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="check the environment ([OK]/[FAIL])")
     c.add_argument("--data", default=None, help="data directory to check (default $COURSE_DATA_DIR)")
     c.add_argument("--lock", default=None, help="the lock file to compare with (default: requirements.lock of this checkout)")
-    c.set_defaults(func=cmd_check)
+    c.set_defaults(func=_cmd_check)
 
     e = sub.add_parser("eval", help="evaluate first stage, cross-encoder and fused pipeline")
     e.add_argument("--data", required=True, help="a BEIR-layout dataset directory, or a name under --data-dir")
@@ -352,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-length", type=int, default=None, help="pair token limit (default: the model's)")
     e.add_argument("--no-cache", action="store_true", help="rescore every pair instead of using the score cache")
     e.add_argument("--json", action="store_true")
-    e.set_defaults(func=cmd_eval)
+    e.set_defaults(func=_cmd_eval)
 
     b = sub.add_parser("bench", help="speed levers vs the naive loop: speed-up, latency, NDCG@10, top-10 agreement")
     b.add_argument("--data", default="scifact", help="'course' (the course corpus's evaluation half) or a BEIR dataset")
@@ -366,57 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--run", default=None,
                    help="a TREC run file to rerank instead of searching here (e.g. a dense run computed on another machine)")
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress on stderr)")
-    b.set_defaults(func=cmd_bench)
-
-    t = sub.add_parser("train-reranker", help="[instructor] train the course reranker from a BEIR-layout dataset")
-    t.add_argument("--data", required=True, help="folder of datasets (or the dataset itself)")
-    t.add_argument("--dataset", default="scifact")
-    t.add_argument("--output", required=True)
-    t.add_argument("--epochs", type=int, default=1)
-    t.add_argument("--max-length", type=int, default=192)
-    t.add_argument("--pseudo", type=int, default=1000, help="title->abstract pseudo-query groups")
-    t.add_argument("--course-repeats", type=int, default=3,
-                   help="groups per answer from the course corpus's train-half queries (0 = none)")
-    t.add_argument("--seed", type=int, default=13)
-    t.add_argument("--neg-miner", choices=["dense", "reranker"], default="dense",
-                   help="hard negatives from the bi-encoder, or half from the --init-from model's own ranking")
-    t.add_argument("--label-sample", type=int, default=None, help="cap on the dataset's labelled groups")
-    t.add_argument("--medquad-groups", type=int, default=0,
-                   help="MedQuAD train questions as extra labelled groups (medquad beside --dataset)")
-    t.add_argument("--pseudo-corpora", nargs="*", default=[],
-                   help="other corpora (beside --dataset) for title->text pseudo-query groups")
-    t.add_argument("--n-pseudo-extra", type=int, default=300, help="pseudo-query groups per --pseudo-corpora entry")
-    t.add_argument("--pseudo-symmetric", action="store_true",
-                   help="pseudo-query groups show every document as its body without its title (positive and negatives alike)")
-    t.add_argument("--kl-weight", type=float, default=0.5, help="weight of KL to the bi-encoder's group distribution")
-    t.add_argument("--lr", type=float, default=2e-5)
-    t.add_argument("--device", default=None)
-    t.add_argument("--max-groups", type=int, default=None, help="cap on training groups (smoke tests)")
-    t.add_argument("--init-from", default=None, help="continue from an earlier run's output (a second stage)")
-    t.add_argument("--skip-calibration", action="store_true")
-    t.set_defaults(func=cmd_train)
-
-    k = sub.add_parser("calibrate", help="[instructor] fit calibration and pick the fusion weight on held-out train queries")
-    k.add_argument("model")
-    k.add_argument("--data", required=True)
-    k.add_argument("--dataset", default="scifact")
-    k.add_argument("--depth", type=int, default=30)
-    k.add_argument("--max-length", type=int, default=None)
-    k.set_defaults(func=cmd_calibrate)
+    b.set_defaults(func=_cmd_bench)
 
     v = sub.add_parser("serve", help="run the reranking service over HTTP (FastAPI + uvicorn)")
-    v.add_argument("--host", default="127.0.0.1", help="address to bind (other than loopback needs an API key)")
-    v.add_argument("--port", type=int, default=8000)
-    v.add_argument("--model", default=None, help="reranker name/path (default: the course reranker)")
-    v.add_argument("--api-key", default=None, help="require this key on every request (default $COURSE_API_KEY)")
-    v.add_argument("--no-batching", action="store_true", help="one request per model pass (the baseline)")
-    v.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
-    v.add_argument("--max-batch-pairs", type=int, default=256)
-    v.add_argument("--cache-size", type=int, default=10_000, help="pair-cache entries (0 = no cache)")
-    v.add_argument("--max-queue-pairs", type=int, default=4096, help="pairs allowed to wait before 503")
+    from course_lib.service.config import ServiceConfig
+
+    ServiceConfig.add_arguments(v)  # every setting of the service, with its default, from one place
     v.add_argument("--ray", action="store_true", help="run on Ray Serve (local Ray, this machine's cores)")
-    v.add_argument("--replicas", type=int, default=2, help="Ray Serve replicas")
-    v.set_defaults(func=cmd_serve)
+    v.set_defaults(func=_cmd_serve)
 
     lt = sub.add_parser("loadtest", help="bounded load test of a service on this machine (loopback only)")
     lt.add_argument("--url", default="http://127.0.0.1:8000")
@@ -432,25 +363,25 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--offline-baseline", action="store_true", help="also score the same pairs in-process, without HTTP")
     lt.add_argument("--latencies", action="store_true", help="include every request's latency in the output")
     lt.add_argument("--json", action="store_true")
-    lt.set_defaults(func=cmd_loadtest)
+    lt.set_defaults(func=_cmd_loadtest)
 
     cv = sub.add_parser("convert", help="your own CSV/TSV/JSONL of (query, passage, optional label) -> a BEIR-layout dataset")
     cv.add_argument("source", help="a .csv, .tsv or .jsonl file with columns query, passage[, label, query_id, doc_id, title]")
     cv.add_argument("output", help="folder to write corpus.jsonl, queries.jsonl and qrels/<split>.tsv into")
     cv.add_argument("--split", default="test")
     cv.add_argument("--overwrite", action="store_true")
-    cv.set_defaults(func=cmd_convert)
+    cv.set_defaults(func=_cmd_convert)
 
     g = sub.add_parser("grade", help="grade an exercise notebook against its solution")
     g.add_argument("notebook", nargs="?", help="an exercise notebook (with --all: the exercises folder, default exercises)")
     g.add_argument("--all", action="store_true", help="one line per exercise: passed / failed / not started, score")
     g.add_argument("--timeout", type=int, default=600)
-    g.set_defaults(func=cmd_grade)
+    g.set_defaults(func=_cmd_grade)
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _build_parser().parse_args(argv)
     from course_lib.env import configure
 
     configure(offline=not args.online)

@@ -30,6 +30,8 @@ import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from course_lib.errors import CourseError
+from course_lib import settings
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 # md5 sums published by BEIR for its zips (used to verify downloads).
@@ -41,7 +43,7 @@ BEIR_MD5 = {
 }
 
 
-class DataError(ValueError):
+class DataError(CourseError, ValueError):
     """A dataset is missing or malformed; the message says which file and line."""
 
 
@@ -125,8 +127,7 @@ def document_text(doc: dict) -> str:
 
 def default_data_dir() -> Path | None:
     """``$COURSE_DATA_DIR`` as a path, or None when unset."""
-    value = os.environ.get("COURSE_DATA_DIR")
-    return Path(value).expanduser() if value else None
+    return settings.data_dir()
 
 
 def resolve_dataset_dir(name_or_path: str | os.PathLike | None = None, data_dir=None) -> Path:

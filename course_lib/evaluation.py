@@ -23,7 +23,8 @@ from course_lib import metrics
 from course_lib.caches import ScoreCache
 from course_lib.data import Dataset
 from course_lib.fusion import DEFAULT_FUSION_WEIGHT
-from course_lib.rerank import CrossEncoderScorer, Scorer
+from course_lib.scorers.base import Scorer
+from course_lib.scorers.cross_encoder import CrossEncoderScorer
 from course_lib.runs import Run, first_stage_run, fused_run, rerank_scores, top_k_run
 
 

@@ -38,15 +38,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import nbformat
+from course_lib.errors import CourseError
 
 BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION\s*$")
 END = re.compile(r"^\s*### END SOLUTION\s*$")
 HINT = re.compile(r"^\s*#\s*HINT:\s*(.*)$")
-CHECK_PREFIX = "# CHECK"
+_CHECK_PREFIX = "# CHECK"
 YOUR_CODE = "# YOUR CODE HERE"
 
 
-class GradingError(RuntimeError):
+class GradingError(CourseError, RuntimeError):
     """The notebook cannot be graded (missing solution, malformed markers)."""
 
 
@@ -88,12 +89,12 @@ def has_solution(source: str) -> bool:
 
 
 def is_check(cell) -> bool:
-    return cell.cell_type == "code" and cell.source.lstrip().startswith(CHECK_PREFIX)
+    return cell.cell_type == "code" and cell.source.lstrip().startswith(_CHECK_PREFIX)
 
 
-def check_name(cell) -> str:
+def _check_name(cell) -> str:
     first = cell.source.lstrip().splitlines()[0]
-    return first[len(CHECK_PREFIX):].lstrip(": ").strip() or "check"
+    return first[len(_CHECK_PREFIX):].lstrip(": ").strip() or "check"
 
 
 def generate_exercise(solution_path, exercise_path=None) -> nbformat.NotebookNode:
@@ -129,7 +130,7 @@ def generate_all(solutions_dir="solutions", exercises_dir="exercises") -> list[P
     return written
 
 
-def find_solution(exercise_path) -> Path:
+def _find_solution(exercise_path) -> Path:
     """The solution notebook for an exercise: ``solutions/<same name>`` beside ``exercises/``."""
     ex = Path(exercise_path).resolve()
     for base in (ex.parent.parent / "solutions", Path.cwd() / "solutions"):
@@ -181,7 +182,7 @@ def _sanitize_cfg() -> Path | None:
     return None
 
 
-def run_nbval(nb_path: Path, timeout: int = 600) -> dict[int, tuple[str, str]]:
+def _run_nbval(nb_path: Path, timeout: int = 600) -> dict[int, tuple[str, str]]:
     """Run nbval on a notebook; returns ``{cell index in the notebook: (outcome, message)}``.
 
     nbval numbers *code* cells only ("Cell 2" is the third code cell); this maps them back.
@@ -216,12 +217,12 @@ def run_nbval(nb_path: Path, timeout: int = 600) -> dict[int, tuple[str, str]]:
     return results
 
 
-ANSI = re.compile(r"(\x1b|#x1B)\[[0-9;]*m")
+_ANSI = re.compile(r"(\x1b|#x1B)\[[0-9;]*m")
 
 
 def _reason(message: str) -> str:
     """A one-line reason from an nbval failure report."""
-    message = ANSI.sub("", message)
+    message = _ANSI.sub("", message)
     m = re.search(r"NotImplementedError: (Exercise:[^\n]*)", message)
     if m:
         return f"not implemented yet ({m.group(1).strip()})"
@@ -242,18 +243,18 @@ def grade_notebook(learner_path, solution_path=None, timeout: int = 600, out=pri
     if not learner_path.is_file():
         out(f"error: {learner_path} not found")
         return 2
-    solution_path = Path(solution_path) if solution_path else find_solution(learner_path)
+    solution_path = Path(solution_path) if solution_path else _find_solution(learner_path)
     graded = build_graded_notebook(learner_path, solution_path)
     ref = nbformat.read(str(solution_path), as_version=4)
     # run next to the learner's notebook so relative paths behave the same
     local = learner_path.resolve().parent / f".grading_{learner_path.stem}.ipynb"
     nbformat.write(graded, str(local))
     try:
-        results = run_nbval(local, timeout)
+        results = _run_nbval(local, timeout)
     finally:
         local.unlink(missing_ok=True)
         local.with_suffix(".xml").unlink(missing_ok=True)
-    checks = [(i, check_name(c)) for i, c in enumerate(ref.cells) if is_check(c)]
+    checks = [(i, _check_name(c)) for i, c in enumerate(ref.cells) if is_check(c)]
     code_cells = [i for i, c in enumerate(ref.cells) if c.cell_type == "code"]
     passed = 0
     out(f"Grading {learner_path.name} against {solution_path.name}")
@@ -270,7 +271,7 @@ def grade_notebook(learner_path, solution_path=None, timeout: int = 600, out=pri
     return 0 if passed == len(checks) and checks and others_ok else 1
 
 
-def is_untouched(learner_path, solution_path) -> bool:
+def _is_untouched(learner_path, solution_path) -> bool:
     """True if every exercise cell of the learner's notebook is still the generated stub."""
     learner = nbformat.read(str(learner_path), as_version=4)
     fresh = generate_exercise(solution_path)
@@ -293,10 +294,10 @@ def grade_all(exercises_dir="exercises", solutions_dir=None, timeout: int = 600,
     n_passed, width = 0, max(len(p.stem) for p in exercises)
     for ex in exercises:
         try:
-            sol = sol_dir / ex.name if sol_dir else find_solution(ex)
+            sol = sol_dir / ex.name if sol_dir else _find_solution(ex)
             if not sol.is_file():
                 raise GradingError(f"no solution notebook {sol}")
-            if is_untouched(ex, sol):
+            if _is_untouched(ex, sol):
                 out(f"{ex.stem:<{width}}  not started")
                 continue
             lines: list[str] = []

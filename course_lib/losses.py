@@ -1,6 +1,6 @@
 """A listwise loss for cross-encoders: softmax cross-entropy over a group of documents.
 
-The shipped course reranker is trained with it (:mod:`course_lib.course_reranker.recipe` has its own loop), and
+The shipped course reranker is trained with it (:mod:`course_lib.instructor.recipe` has its own loop), and
 :class:`course_lib.training.DomainSpecificReranker` uses it with ``loss="listwise"``.
 
 Why not sentence-transformers' ``ListNetLoss``? It turns the labels into a target with a softmax,

@@ -29,14 +29,16 @@ from importlib import resources
 from pathlib import Path
 
 from course_lib.env import is_offline as _is_offline
+from course_lib.errors import CourseError
+from course_lib import settings
 
-ENV_EMBEDDER = "COURSE_EMBEDDER"
-ENV_RERANKER = "COURSE_RERANKER"
+ENV_EMBEDDER = settings.EMBEDDER
+ENV_RERANKER = settings.RERANKER
 DEFAULT_EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2 (bundled)"
 DEFAULT_RERANKER_NAME = "course-reranker (shipped with course_lib)"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(CourseError, RuntimeError):
     """A model could not be loaded; the message says what to do instead."""
 
 
@@ -103,7 +105,7 @@ def course_reranker_path() -> Path:
 def _resolve(name: str | os.PathLike | None, env: str, default: Path, kind: str) -> tuple[str, bool]:
     """Return (path-or-hub-id, is_local)."""
     if name is None:
-        name = os.environ.get(env) or None
+        name = settings.get(env)
     if name is None:
         if not default.is_dir():
             raise ModelLoadError(f"the default {kind} is missing at {default}; reinstall course_lib")
@@ -161,7 +163,7 @@ def _load_reranker_cached(name, device, max_length):
             name, device=device, trust_remote_code=False, model_kwargs={"use_safetensors": True}, **kwargs
         )
     # A distilled student stores every weight but the word-piece matrix, which it shares with the
-    # course reranker (course_lib.course_reranker.distill): load on the CPU, fill it in, then move.
+    # course reranker (course_lib.instructor.distill): load on the CPU, fill it in, then move.
     from transformers.utils import logging as hf_logging
 
     before = hf_logging.get_verbosity()
@@ -192,7 +194,7 @@ def _fill_shared_embeddings(model, marker: Path) -> None:
         raise ModelLoadError(
             f"{marker.parent} shares its word-piece embeddings with the course reranker, but the reranker at "
             f"{source.parent} is not the one it was distilled from (fingerprint {tensor_fingerprint(tensor)}, expected "
-            f"{info['fingerprint']}); distil it again (python -m course_lib.course_reranker.distill)"
+            f"{info['fingerprint']}); distil it again (python -m course_lib.instructor distill)"
         )
     target = model.model.get_parameter(info["tensor"])
     with torch.no_grad():

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from course_lib.fusion import DEFAULT_FUSION_WEIGHT, zscore_fuse
-from course_lib.rerank import CrossEncoderScorer, Scorer, rank_results, validate_query, validate_rank_args
+from course_lib.scorers.base import Scorer, rank_results, validate_query, validate_rank_args
+from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
 
 @dataclass

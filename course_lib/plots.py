@@ -97,18 +97,6 @@ def metric_vs_k(table, x="k", title="first-stage recall ceiling vs K", ylabel="s
     return fig
 
 
-def bar_compare(values: dict, title="", ylabel="NDCG@10"):
-    fig, ax = _fig()
-    names = list(values)
-    ax.bar(names, [values[n] for n in names], color=["#8da0cb", "#fc8d62", "#66c2a5", "#e78ac3"][: len(names)])
-    for i, n in enumerate(names):
-        ax.text(i, values[n], f"{values[n]:.3f}", ha="center", va="bottom")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
 def gain_histogram(gains, xlabel: str = "per-query NDCG@10 difference"):
     """Histogram of per-query differences between two systems: where one helps and where it hurts."""
     d = np.asarray(gains, dtype=np.float64)

@@ -1,27 +1,40 @@
-"""Stage 1: broad recall.  A Chroma vector store, BM25, and a hybrid of the two.
+"""Stage 1: broad recall, behind one interface (:class:`FirstStage`).
 
-Every retriever has ``retrieve(query, k) -> list[dict]``; each candidate is a new dict::
+Every first stage — exact dense (:class:`DenseRetriever`), a Chroma store (:class:`ChromaStore`),
+BM25 (:class:`BM25Retriever`) and their reciprocal-rank fusion (:class:`HybridRetriever`) — has
+
+* ``search(queries, k) -> [[(doc_id, score), ...], ...]`` — a batch of queries, best first;
+* ``retrieve(query, k) -> list[dict]`` — one query's candidates, each a new dict::
 
     {"id": str, "text": str, "metadata": dict, "score": float, "rank": int (from 1)}
+
+* ``run(queries, k) -> {qid: {doc_id: score}}`` — a TREC-style run (what :mod:`course_lib.runs` evaluates).
+
+:func:`first_stage` builds one by name (``"dense"``, ``"bm25"``, ``"hybrid"``); the evaluation
+runs, the pipeline and the HTTP service's ``/search`` all take one.  Hybrid fusion lives in
+:class:`HybridRetriever` only.
 
 Example
 -------
 >>> from course_lib.data import load_course_corpus
 >>> from course_lib.retrieval import BM25Retriever
 >>> ds = load_course_corpus()
->>> bm25 = BM25Retriever.from_corpus(ds.corpus)
+>>> bm25 = BM25Retriever(ds.corpus)
 >>> hits = bm25.retrieve("interest rate inflation central bank", k=3)
 >>> [sorted(h) for h in hits][0]
 ['id', 'metadata', 'rank', 'score', 'text']
+>>> bm25.search(["interest rate inflation central bank"], k=3)[0][0][0] == hits[0]["id"]
+True
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from course_lib import metrics
 from course_lib.data import document_text
 from course_lib.fusion import rrf
 
@@ -33,12 +46,48 @@ except ImportError:  # pragma: no cover
     register_embedding_function = lambda c: c  # noqa: E731
 
 
-class Retriever(Protocol):
-    def retrieve(self, query: str, k: int = 50) -> list[dict]: ...
+__all__ = ["FirstStage", "DenseRetriever", "BM25Retriever", "HybridRetriever", "ChromaStore", "CourseEmbeddingFunction",
+           "first_stage", "FIRST_STAGES"]
+
+#: The first stages :func:`first_stage` builds by name.
+FIRST_STAGES = ("dense", "bm25", "hybrid")
 
 
 def _candidate(doc_id, text, metadata, score, rank) -> dict:
     return {"id": str(doc_id), "text": text, "metadata": dict(metadata or {}), "score": float(score), "rank": rank}
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    return k
+
+
+class FirstStage(ABC):
+    """The one first-stage interface.  Subclasses implement :meth:`search` (and :meth:`document`
+    when they hold no ``corpus``); :meth:`retrieve` and :meth:`run` derive from it."""
+
+    corpus: dict[str, dict] = {}
+
+    @abstractmethod
+    def search(self, queries: list[str], k: int = 100) -> list[list[tuple[str, float]]]:
+        """Top-``k`` ``(doc_id, score)`` per query, best first."""
+
+    def document(self, doc_id: str) -> tuple[str, dict]:
+        """``(text, metadata)`` of a document this first stage can return."""
+        doc = self.corpus[doc_id]
+        return document_text(doc), {k: v for k, v in doc.items() if k != "text"}
+
+    def retrieve(self, query: str, k: int = 50) -> list[dict]:
+        """One query's top-``k`` candidates as new dicts (shape: module docstring)."""
+        hits = self.search([query], _check_k(k))[0]
+        return [_candidate(d, *self.document(d), s, r) for r, (d, s) in enumerate(hits, 1)]
+
+    def run(self, queries: dict[str, str], k: int = 100) -> dict[str, dict[str, float]]:
+        """``{qid: {doc_id: score}}`` for ``{qid: query text}``, searched as one batch (qids in sorted order)."""
+        qids = sorted(queries)
+        hits = self.search([queries[q] for q in qids], _check_k(k))
+        return {q: dict(h) for q, h in zip(qids, hits)}
 
 
 @register_embedding_function
@@ -74,7 +123,7 @@ class CourseEmbeddingFunction(EmbeddingFunction):
         return "cosine"
 
 
-class ChromaStore:
+class ChromaStore(FirstStage):
     """A persistent Chroma collection with the course's embedder, in cosine space.
 
     Args:
@@ -131,12 +180,24 @@ class ChromaStore:
             self.collection.upsert(ids=chunk, documents=[document_text(corpus[d]) for d in chunk], metadatas=metas)
         return len(todo)
 
+    def search(self, queries: list[str], k: int = 100) -> list[list[tuple[str, float]]]:
+        """Top-``k`` ``(doc_id, 1 - cosine distance)`` per query (Chroma's approximate HNSW search)."""
+        n = len(self)
+        if n == 0 or not queries:
+            return [[] for _ in queries]
+        res = self.collection.query(query_texts=list(queries), n_results=min(_check_k(k), n), include=["distances"])
+        return [[(str(i), 1.0 - float(dist)) for i, dist in zip(ids, dists)] for ids, dists in zip(res["ids"], res["distances"])]
+
+    def document(self, doc_id: str) -> tuple[str, dict]:
+        got = self.collection.get(ids=[doc_id], include=["documents", "metadatas"])
+        return got["documents"][0], dict(got["metadatas"][0] or {})
+
     def retrieve(self, query: str, k: int = 50) -> list[dict]:
-        """Top-``k`` by cosine similarity (``score`` = 1 - cosine distance)."""
+        """Top-``k`` by cosine similarity (``score`` = 1 - cosine distance); one query to the store."""
         n = len(self)
         if n == 0:
             return []
-        res = self.collection.query(query_texts=[query], n_results=min(k, n), include=["documents", "metadatas", "distances"])
+        res = self.collection.query(query_texts=[query], n_results=min(_check_k(k), n), include=["documents", "metadatas", "distances"])
         return [
             _candidate(i, doc, meta, 1.0 - dist, r)
             for r, (i, doc, meta, dist) in enumerate(
@@ -145,25 +206,33 @@ class ChromaStore:
         ]
 
 
-class DenseRetriever:
-    """Exact dense retrieval over an in-memory :class:`course_lib.dense.DenseIndex`."""
+class DenseRetriever(FirstStage):
+    """Exact dense retrieval over an in-memory :class:`course_lib.dense.DenseIndex` (the same cosines
+    on every CPU; query vectors read from the shipped query cache where present).
 
-    def __init__(self, corpus: dict[str, dict], index=None, embedder=None, cache_key: str | None = None, show_progress=False):
+    Args:
+        store_queries: add the vectors of new queries to the user's query cache (the evaluation runs do,
+            so a notebook's queries can be shipped; interactive retrieval does not).
+    """
+
+    def __init__(self, corpus: dict[str, dict], index=None, embedder=None, cache_key: str | None = None,
+                 show_progress=False, store_queries: bool = False):
         from course_lib.dense import DenseIndex
 
         self.corpus = corpus
         self.index = index or DenseIndex.build(corpus, embedder, cache_key=cache_key, show_progress=show_progress)
+        self.show_progress = show_progress
+        self.store_queries = store_queries
 
-    def retrieve(self, query: str, k: int = 50) -> list[dict]:
-        hits = self.index.search([query], k)[0]
-        return [self._cand(d, s, r) for r, (d, s) in enumerate(hits, 1)]
+    def search(self, queries: list[str], k: int = 100) -> list[list[tuple[str, float]]]:
+        from course_lib.dense import encode_queries
 
-    def _cand(self, d, s, r):
-        meta = {k: v for k, v in self.corpus[d].items() if k != "text"}
-        return _candidate(d, document_text(self.corpus[d]), meta, s, r)
+        vectors = encode_queries(list(queries), self.index.embedder, show_progress=self.show_progress,
+                                 store=self.store_queries)
+        return self.index.search_vectors(vectors, _check_k(k))
 
 
-class BM25Retriever:
+class BM25Retriever(FirstStage):
     """Okapi BM25 (the ``bm25s`` library) over titles and texts, lower-cased, English stopwords removed."""
 
     def __init__(self, corpus: dict[str, dict], k1: float = 0.9, b: float = 0.4):
@@ -177,16 +246,13 @@ class BM25Retriever:
         self.model.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
         self._id_rank = None  # each document's place in id order (the tie-break), made on first search
 
-    @classmethod
-    def from_corpus(cls, corpus: dict[str, dict], **kw) -> "BM25Retriever":
-        return cls(corpus, **kw)
-
     def search(self, queries: list[str], k: int = 100) -> list[list[tuple[str, float]]]:
         """Top-``k`` (doc_id, score) per query; documents scoring 0 are left out; ties go to the smaller doc id.
 
         The cut is a stable sort of every scoring document, so two copies of one passage at the k-th
         place are chosen alike on every CPU (``np.argpartition``, bm25s's own cut, may pick either).
         """
+        _check_k(k)
         if self._id_rank is None:
             self._id_rank = np.empty(len(self.doc_ids), dtype=np.int64)
             self._id_rank[np.argsort(np.array(self.doc_ids, dtype=object), kind="stable")] = np.arange(len(self.doc_ids))
@@ -199,31 +265,60 @@ class BM25Retriever:
             out.append([(self.doc_ids[i], float(scores[i])) for i in best])
         return out
 
-    def retrieve(self, query: str, k: int = 50) -> list[dict]:
-        hits = self.search([query], k)[0]
-        return [
-            _candidate(d, document_text(self.corpus[d]), {k2: v for k2, v in self.corpus[d].items() if k2 != "text"}, s, r)
-            for r, (d, s) in enumerate(hits, 1)
-        ]
 
+class HybridRetriever(FirstStage):
+    """Reciprocal-rank fusion of several first stages (by default dense + BM25): the one place the
+    course fuses first stages.
 
-class HybridRetriever:
-    """Reciprocal-rank fusion of several retrievers (by default dense + BM25)."""
+    Each first stage's top ``depth`` (default: ``k``) is ranked by score (ties: trec_eval order,
+    :func:`course_lib.metrics.ranked`), fused with :func:`course_lib.fusion.rrf`, and cut to ``k``
+    in the same order.
+    """
 
     def __init__(self, retrievers: list, rrf_k: int = 60, depth: int | None = None):
         if not retrievers:
             raise ValueError("HybridRetriever needs at least one retriever")
-        self.retrievers = retrievers
+        bad = [type(r).__name__ for r in retrievers if not isinstance(r, FirstStage)]
+        if bad:
+            raise TypeError(f"HybridRetriever fuses FirstStage retrievers, got {', '.join(bad)}")
+        self.retrievers = list(retrievers)
         self.rrf_k = rrf_k
         self.depth = depth
 
-    def retrieve(self, query: str, k: int = 50) -> list[dict]:
-        depth = self.depth or k
-        lists = [r.retrieve(query, depth) for r in self.retrievers]
-        by_id = {}
-        for lst in lists:
-            for c in lst:
-                by_id.setdefault(c["id"], c)
-        fused = rrf([[c["id"] for c in lst] for lst in lists], k=self.rrf_k)
-        order = sorted(fused, key=lambda d: (-fused[d], d))[:k]
-        return [_candidate(d, by_id[d]["text"], by_id[d]["metadata"], fused[d], r) for r, d in enumerate(order, 1)]
+    def search(self, queries: list[str], k: int = 100) -> list[list[tuple[str, float]]]:
+        depth = self.depth or _check_k(k)
+        per_stage = [r.search(list(queries), depth) for r in self.retrievers]
+        out = []
+        for lists in zip(*per_stage):
+            fused = rrf([metrics.ranked(dict(hits)) for hits in lists], k=self.rrf_k)
+            out.append([(d, fused[d]) for d in metrics.ranked(fused, k)])
+        return out
+
+    def document(self, doc_id: str) -> tuple[str, dict]:
+        for r in self.retrievers:
+            try:
+                return r.document(doc_id)
+            except (KeyError, IndexError):
+                continue
+        raise KeyError(doc_id)
+
+
+def first_stage(corpus: dict[str, dict], kind: str = "dense", *, embedder=None, index=None, cache_key: str | None = None,
+                show_progress: bool = False, store_queries: bool = False) -> FirstStage:
+    """The first stage named ``kind`` (:data:`FIRST_STAGES`) over ``corpus``.
+
+    ``"hybrid"`` fuses dense and BM25 (:class:`HybridRetriever`); the dense index is built once per corpus
+    and cached on disk under ``cache_key`` (:mod:`course_lib.caches`), or ``index`` is used as given.
+    """
+    if kind not in FIRST_STAGES:
+        raise ValueError(f"first stage must be one of {', '.join(FIRST_STAGES)}, got {kind!r}")
+
+    def dense():
+        return DenseRetriever(corpus, index=index, embedder=embedder, cache_key=cache_key, show_progress=show_progress,
+                              store_queries=store_queries)
+
+    if kind == "dense":
+        return dense()
+    if kind == "bm25":
+        return BM25Retriever(corpus)
+    return HybridRetriever([dense(), BM25Retriever(corpus)])

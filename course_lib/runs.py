@@ -26,44 +26,27 @@ import time
 
 from course_lib import metrics
 from course_lib.data import Dataset
-from course_lib.fusion import DEFAULT_FUSION_WEIGHT, rrf, zscore_fuse
-from course_lib.rerank import Scorer
+from course_lib.fusion import DEFAULT_FUSION_WEIGHT, zscore_fuse
+from course_lib.scorers.base import Scorer
 
 Run = dict[str, dict[str, float]]
-FIRST_STAGES = ("dense", "bm25", "hybrid")
 
 
 def first_stage_run(ds: Dataset, kind: str = "dense", k: int = 100, embedder=None, show_progress: bool = False,
                     index=None) -> Run:
     """Top-``k`` of ``kind`` in {"dense", "bm25", "hybrid"} for every query: ``{qid: {doc_id: score}}``.
 
-    Hybrid is reciprocal-rank fusion of the dense and BM25 top ``k``.  The dense index is built
-    once per corpus and cached on disk (:mod:`course_lib.caches`).
+    The first stage is :func:`course_lib.retrieval.first_stage` (hybrid: reciprocal-rank fusion of the
+    dense and BM25 top ``k``); the dense index is built once per corpus and cached on disk
+    (:mod:`course_lib.caches`), and new query vectors are added to the query cache.
     """
-    from course_lib.dense import DenseIndex, encode_queries
-    from course_lib.retrieval import BM25Retriever
+    from course_lib.retrieval import first_stage
 
-    if kind not in FIRST_STAGES:
-        raise ValueError(f"first stage must be one of {', '.join(FIRST_STAGES)}, got {kind!r}")
-    if not isinstance(k, int) or k < 1:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
-    qids = sorted(ds.queries)
-    texts = [ds.queries[q] for q in qids]
-    runs = {}
-    if kind in {"dense", "hybrid"}:
-        index = index or DenseIndex.build(ds.corpus, embedder, cache_key=ds.name, show_progress=show_progress)
-        hits = index.search_vectors(encode_queries(texts, index.embedder, show_progress=show_progress), k)
-        runs["dense"] = {q: dict(h) for q, h in zip(qids, hits)}
-    if kind in {"bm25", "hybrid"}:
-        bm25 = BM25Retriever(ds.corpus)
-        runs["bm25"] = {q: dict(h) for q, h in zip(qids, bm25.search(texts, k))}
-    if kind != "hybrid":
-        return runs[kind]
-    out = {}
-    for q in qids:
-        fused = rrf([metrics.ranked(runs[n][q]) for n in ("dense", "bm25")])
-        out[q] = {d: fused[d] for d in metrics.ranked(fused, k)}
-    return out
+    stage = first_stage(ds.corpus, kind, embedder=embedder, index=index, cache_key=ds.name, show_progress=show_progress,
+                        store_queries=True)
+    return stage.run(ds.queries, k)
 
 
 def write_trec(run: Run, path, tag: str = "course") -> None:

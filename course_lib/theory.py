@@ -20,7 +20,7 @@ def score_both_ways(pairs: list[tuple[str, str]], embedder=None, scorer=None):
     import pandas as pd
 
     from course_lib.models import load_embedder
-    from course_lib.rerank import CrossEncoderScorer
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
     embedder = embedder or load_embedder()
     scorer = scorer or CrossEncoderScorer()
@@ -58,7 +58,7 @@ def attention_map(query: str, text: str, scorer=None, layer: int = -1):
     special tokens are dropped.  A bi-encoder has no such matrix: its query and document
     never see each other.
     """
-    from course_lib.rerank import CrossEncoderScorer
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
     scorer = scorer or CrossEncoderScorer()
     return scorer.attention(query, text, layer)

@@ -14,7 +14,7 @@
 Example
 -------
 >>> recs = [{"query": "q", "positive_doc": "p", "negative_doc": "n"}]
->>> validate_records(recs)[0]["query"]
+>>> _validate_records(recs)[0]["query"]
 'q'
 """
 
@@ -25,16 +25,17 @@ import random
 from pathlib import Path
 
 import numpy as np
+from course_lib.errors import CourseError
 
 REQUIRED = ("query", "positive_doc", "negative_doc")
 LOSSES = ("bce", "listwise", "mnrl")
 
 
-class TrainingRecordError(ValueError):
+class TrainingRecordError(CourseError, ValueError):
     """A training record is malformed; the message names the record."""
 
 
-def validate_records(records, source: str = "records") -> list[dict]:
+def _validate_records(records, source: str = "records") -> list[dict]:
     """Check every record has non-empty string ``query``, ``positive_doc`` and ``negative_doc``."""
     if not isinstance(records, list) or not records:
         raise TrainingRecordError(f"{source}: expected a non-empty list of records")
@@ -69,7 +70,7 @@ def load_records(path) -> list[dict]:
             records = json.loads(text)
         except json.JSONDecodeError as exc:
             raise TrainingRecordError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    return validate_records(records, str(path))
+    return _validate_records(records, str(path))
 
 
 def negative_pool(ranking, judged: dict, ranks: tuple[int, int] = (2, 30)) -> list[str]:
@@ -157,7 +158,7 @@ def _heldout_samples(records: list[dict]) -> list[dict]:
     return list(by_q.values())
 
 
-def heldout_scores(model, samples: list[dict]) -> dict:
+def _heldout_scores(model, samples: list[dict]) -> dict:
     """MRR and share of queries whose positive outranks all its negatives, per query, plus logit spread."""
     import torch
 
@@ -228,7 +229,7 @@ class DomainSpecificReranker:
     def load_training_data(self) -> list[dict]:
         """The validated records (from the path or the records given)."""
         if self._records is not None:
-            return validate_records(self._records)
+            return _validate_records(self._records)
         return load_records(self.domain_data_path)
 
     def split(self, records: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -316,7 +317,7 @@ class DomainSpecificReranker:
         if not train:
             raise TrainingRecordError("no training records left after the held-out split")
         samples = _heldout_samples(held)
-        before = heldout_scores(self.model, samples) if samples else None
+        before = _heldout_scores(self.model, samples) if samples else None
         evaluator = (
             CrossEncoderRerankingEvaluator(
                 [{"query": s["query"], "positive": s["positive"], "documents": s["positive"] + s["negative"]} for s in samples],
@@ -353,7 +354,7 @@ class DomainSpecificReranker:
 
             self.model = extract_model_from_parallel(self.model, keep_fp32_wrapper=False)
         self.model.save_pretrained(str(output_path))
-        after = heldout_scores(self.model, samples) if samples else None
+        after = _heldout_scores(self.model, samples) if samples else None
         report = {
             "train_records": len(train),
             "heldout_queries": len(samples),
@@ -400,7 +401,7 @@ def gradient_probe(records: list[dict], model=None, n: int = 8, max_length: int 
     from course_lib.course_reranker.modeling import register
     from course_lib.models import ENV_RERANKER, _resolve, course_reranker_path
 
-    validate_records(records)
+    _validate_records(records)
     register()
     path, _ = _resolve(model, ENV_RERANKER, course_reranker_path(), "reranker")
     probe = CrossEncoder(path, max_length=max_length, device="cpu")

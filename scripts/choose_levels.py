@@ -13,7 +13,7 @@ a candidate must be at least 1.2x faster than the full model on every candidate 
 The table and the choice go to ``course_lib/assets/optimize_levels.json`` (read by
 ``OptimizedReranker``) and to stdout.
 
-    COURSE_DATA_DIR=../shared/datasets python scripts/choose_levels.py [--k 30] [--write]
+    COURSE_DATA_DIR=../shared/datasets python -m course_lib.instructor choose-levels [--k 30] [--write]
 """
 
 from __future__ import annotations
@@ -39,23 +39,22 @@ def main(argv=None) -> dict:
     from course_lib.bench import bench
     from course_lib.data import load_beir
     from course_lib.models import course_reranker_path
-    from course_lib.optimize import (CascadeScorer, TokenBudgetScorer, adaptive_rank, scorer_rank,
-                                     small_reranker_path)
-    from course_lib.rerank import CrossEncoderScorer
+    from course_lib.optimize import Lever, adaptive_rank, scorer_rank, small_reranker_path
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
     dev_ids = json.loads((course_reranker_path() / "training.json").read_text())["dev_query_ids"]
     ds = load_beir(Path(args.data) / "scifact", split="train").subset(sorted(dev_ids))
     full = CrossEncoderScorer()
     small = CrossEncoderScorer(str(small_reranker_path())) if small_reranker_path() else None
-    variants = {"token budget": scorer_rank(TokenBudgetScorer(full)), "max length 128": scorer_rank(full.configured(max_length=128))}
-    for m in args.margins:
-        variants[f"adaptive K (margin {m})"] = adaptive_rank(full, m)
+    levers = [Lever("token budget"), Lever("max length 128")] + [Lever(adaptive_margin=m) for m in args.margins]
     if small is not None:
-        variants["distilled"] = scorer_rank(small)
-        for n in args.cascade:
-            variants[f"cascade (distilled -> full top {n})"] = scorer_rank(CascadeScorer(small, full, n))
-        for m in args.margins:
-            variants[f"distilled + adaptive K (margin {m})"] = adaptive_rank(small, m)
+        levers += [Lever("distilled")] + [Lever("cascade", rescore_top=n) for n in args.cascade]
+        levers += [Lever("distilled", adaptive_margin=m) for m in args.margins]
+    variants = {}
+    for lever in levers:  # each lever is data (stored in the record) and a scorer built from it
+        scorer, margin = lever.build(full, small)
+        variants[lever.name] = adaptive_rank(scorer, margin) if margin is not None else scorer_rank(scorer)
+    by_name = {lever.name: lever for lever in levers}
     res = bench(ds, k=args.k, variants=variants, naive=scorer_rank(full))
     acc = res["naive"]["ndcg@10"]
     rows = [dict(res["naive"], name="accuracy: full model, every candidate")] + res["variants"]
@@ -64,11 +63,13 @@ def main(argv=None) -> dict:
         ok = [r for r in res["variants"] if r["ndcg@10"] >= acc - tol and r["speedup"] >= 1.2]
         return max(ok, key=lambda r: r["speedup"])["name"] if ok else None
 
-    levels = {"accuracy": "full", "balanced": fastest(0.005) or "full", "speed": fastest(0.02) or "full"}
+    chosen = {"accuracy": Lever(), "balanced": by_name.get(fastest(0.005), Lever()), "speed": by_name.get(fastest(0.02), Lever())}
+    levels = {level: lever.name for level, lever in chosen.items()}
+    specs = {level: lever.to_dict() for level, lever in chosen.items()}
     record = {"tuning": f"SciFact train claims held out as the course reranker's dev split ({len(ds.queries)}), dense top {args.k}",
               "rule": "balanced = fastest within 0.005 NDCG@10 of accuracy; speed = fastest within 0.02; "
                       "a lever must be at least 1.2x faster than accuracy, the full model on every candidate (else the level is the full model)",
-              "levels": levels, "rows": rows}
+              "levels": levels, "specs": specs, "rows": rows}
     print(json.dumps(record, indent=1))
     if args.write:
         OUT.parent.mkdir(parents=True, exist_ok=True)

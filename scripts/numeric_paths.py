@@ -46,7 +46,7 @@ from course_lib.env import configure
 configure(offline=True, quiet=True)
 from course_lib.data import load_course_corpus
 from course_lib.dense import encode_texts
-from course_lib.rerank import CrossEncoderScorer
+from course_lib.scorers.cross_encoder import CrossEncoderScorer
 ds = load_course_corpus()
 texts = [ds.queries[q] for q in sorted(ds.queries)]
 docs = [ds.doc_text(d) for d in sorted(ds.corpus)]

@@ -36,7 +36,7 @@ def main() -> None:
     from course_lib.caches import cache_dir, embedding_file
     from course_lib.data import load_beir
     from course_lib.models import load_embedder
-    from course_lib.rerank import CrossEncoderScorer
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
     t0 = time.perf_counter()
     nb = nbformat.read(str(NOTEBOOK), as_version=4)

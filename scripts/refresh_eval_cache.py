@@ -13,7 +13,7 @@ configure(offline=True)
 from course_lib.caches import find_cached, embedding_file  # noqa: E402
 from course_lib.data import load_beir  # noqa: E402
 from course_lib.models import load_embedder  # noqa: E402
-from course_lib.rerank import CrossEncoderScorer  # noqa: E402
+from course_lib.scorers.cross_encoder import CrossEncoderScorer  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", required=True)

@@ -1,6 +1,6 @@
 """The course reranker's figures on every collection the course has, before and after a retrain.
 
-    python scripts/reranker_report.py --data $COURSE_DATA_DIR --models shipped runs/new [--out report.json]
+    python -m course_lib.instructor report --data $COURSE_DATA_DIR --models shipped runs/new [--out report.json]
 
 For each model and collection (dense top ``--k``, NDCG@10): the first stage, the reranker alone and
 the fused pipeline at the model's own fusion weight (``--weights``, default the package default for
@@ -25,7 +25,7 @@ from course_lib.data import DataError, course_query_split, load_beir  # noqa: E4
 from course_lib.evaluation import sample_queries  # noqa: E402
 from course_lib.fusion import DEFAULT_FUSION_WEIGHT  # noqa: E402
 from course_lib.models import course_reranker_path, load_reranker  # noqa: E402
-from course_lib.rerank import CrossEncoderScorer  # noqa: E402
+from course_lib.scorers.cross_encoder import CrossEncoderScorer  # noqa: E402
 from course_lib.runs import first_stage_run, fused_run, rerank_scores  # noqa: E402
 
 

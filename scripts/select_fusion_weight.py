@@ -1,6 +1,6 @@
 """Choose the course reranker and the pipeline's fusion weight from data we are allowed to look at.
 
-    python scripts/select_fusion_weight.py --data $COURSE_DATA_DIR [--model DIR] [--out FILE] [--write]
+    python -m course_lib.instructor fusion-weight --data $COURSE_DATA_DIR [--model DIR] [--out FILE] [--write]
 
 Tuning sets, all at the deployed depth (dense top 100), none of them a reported test set:
 
@@ -17,12 +17,12 @@ Fusion weight: a weight is *safe* if the fused pipeline is not below the first s
 (``--tolerance``, default 0; it was 0.005 until the MedQuAD-trained model, and was set to 0 before
 that model's test figures were read, because the course's goal is a fused default that never loses
 to its first stage); the chosen weight is the safe one with the best mean gain over the first
-stage (:func:`course_lib.course_reranker.selection.select_fusion_weight`).
+stage (:func:`course_lib.instructor.selection.select_fusion_weight`).
 
 Model (rule fixed before any test figure of a candidate is read): a retrained model replaces the
 shipped one if its *reranker-alone* gain over dense, averaged over the tuning sets, is higher, and it
 is not more than 0.01 below the shipped model alone on any tuning set
-(:func:`course_lib.course_reranker.selection.prefer_model`; run this script on both and pass
+(:func:`course_lib.instructor.selection.prefer_model`; run this script on both and pass
 ``--compare`` the shipped model's ``--out`` file).
 
 No test split is read.  Cross-encoder scores are cached (``~/.cache/course_lib/scores``).
@@ -40,11 +40,11 @@ configure(offline=True)
 from course_lib import metrics  # noqa: E402
 from course_lib.caches import ScoreCache  # noqa: E402
 from course_lib.domains.benchmark import medquad_tuning_split  # noqa: E402
-from course_lib.course_reranker.selection import prefer_model, select_fusion_weight  # noqa: E402
+from course_lib.instructor.selection import prefer_model, select_fusion_weight  # noqa: E402
 from course_lib.data import DataError, load_beir  # noqa: E402
 from course_lib.models import course_reranker_path  # noqa: E402
 from course_lib.models import load_reranker  # noqa: E402
-from course_lib.rerank import CrossEncoderScorer  # noqa: E402
+from course_lib.scorers.cross_encoder import CrossEncoderScorer  # noqa: E402
 from course_lib.runs import first_stage_run, fused_run, rerank_scores  # noqa: E402
 
 WEIGHTS = tuple(round(0.05 * i, 2) for i in range(21))

@@ -44,7 +44,7 @@ def main(argv=None) -> dict:
 
     from course_lib.domains.benchmark import medquad_tuning_split
     from course_lib.data import load_beir
-    from course_lib.rerank import CrossEncoderScorer
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
     from course_lib.training import DomainSpecificReranker, mine_hard_negatives
 
     mq = load_beir(Path(args.data) / "medquad", split="train")

@@ -9,7 +9,7 @@ configure(offline=True)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from course_lib.rerank import Scorer  # noqa: E402
+from course_lib.scorers.base import Scorer  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -54,10 +54,20 @@ def overlap_scorer():
 
 
 @pytest.fixture(scope="session")
-def course_scorer():
-    from course_lib.rerank import CrossEncoderScorer
+def course_model():
+    """The course reranker, loaded once per session (a sentence-transformers CrossEncoder)."""
+    from course_lib.models import load_reranker
 
-    return CrossEncoderScorer()
+    return load_reranker()
+
+
+@pytest.fixture
+def course_scorer(course_model):
+    """A fresh CrossEncoderScorer per test on the one loaded model: scorers keep mutable state
+    (``last_stats``), so no test sees another's."""
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
+
+    return CrossEncoderScorer(course_model)
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +79,7 @@ def shifted_scorer():
 
     from course_lib.course_reranker.modeling import register
     from course_lib.models import course_reranker_path
-    from course_lib.rerank import CrossEncoderScorer
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
     register()
     model = CrossEncoder(str(course_reranker_path()), device="cpu")

@@ -61,3 +61,45 @@ def test_read_trec_names_the_bad_line(tmp_path):
     (tmp_path / "bad.trec").write_text("q1 Q0 d1 1 0.5 tag\nq1 Q0 d2 2 high tag\n")
     with pytest.raises(ValueError, match="line 2"):
         read_trec(tmp_path / "bad.trec")
+
+
+def test_bench_reports_the_naive_loop_and_each_variant(course_ds, overlap_scorer):
+    from course_lib.bench import bench
+    from course_lib.optimize import scorer_rank
+
+    ds = course_ds.subset(sorted(course_ds.queries)[:4])
+    res = bench(ds, k=5, variants={"same": scorer_rank(overlap_scorer)}, first_stage="bm25",
+                show_progress=False, naive=scorer_rank(overlap_scorer))
+    assert res["n_queries"] == 4 and res["k"] == 5
+    row = res["variants"][0]
+    assert set(row) >= {"name", "pairs_per_s", "ms_per_query", "speedup", "p50_ms", "p95_ms", "ndcg@10",
+                        "top10_identical", "top10_set_identical", "top10_overlap", "peak_mb"}
+    assert row["top10_identical"] == 1.0 and row["ndcg@10"] == res["naive"]["ndcg@10"]
+    with pytest.raises(ValueError, match="unknown variant"):
+        from course_lib.optimize import bench_variants
+
+        bench_variants(["warp drive"])
+
+
+def test_bench_repeat_replays_the_stream_and_a_pair_cache_scores_each_pair_once(course_ds, overlap_scorer):
+    from course_lib.bench import bench
+    from course_lib.caches import LRUScoreCache
+    from course_lib.optimize import scorer_rank
+    from course_lib.scorers.cached import CachedScorer
+
+    ds = course_ds.subset(sorted(course_ds.queries)[:3])
+    counted = CachedScorer(overlap_scorer, LRUScoreCache(maxsize=1000))
+    seen = []
+    inner = overlap_scorer.score_pairs
+
+    def counting(pairs):
+        seen.extend(pairs)
+        return inner(pairs)
+
+    overlap_scorer.score_pairs = counting
+    res = bench(ds, k=4, variants={"pair cache": scorer_rank(counted)}, first_stage="bm25", show_progress=False,
+                naive=lambda q, texts, first: list(first), repeat=3)
+    assert res["repeat"] == 3 and res["n_queries"] == 3
+    # warm-up (1 query, never primes the cache) + each of 3 queries' 4 pairs once, not three times
+    assert len(seen) == 4 + 3 * 4 and len(set(seen)) == len(seen)
+    assert res["variants"][0]["pairs_per_s"] > 0

@@ -1,20 +1,10 @@
+"""The storage layer (course_lib.caches): score files keyed by the weights in memory."""
 import pytest
 
-from course_lib.caches import CachedScorer, LRUScoreCache, ScoreCache
-from course_lib.rerank import Scorer
+from course_lib.caches import ScoreCache
+from course_lib.scorers.base import Scorer
+from course_lib.scorers.cached import CachedScorer
 
-
-def test_cache_is_keyed_on_pair_not_query(overlap_scorer):
-    cached = CachedScorer(overlap_scorer, LRUScoreCache(maxsize=3))
-    a = cached.score("capital of france", ["paris is the capital of france", "bananas"])
-    b = cached.score("capital of france", ["bananas", "capital city"])
-    assert a[1] == b[0] and b[1] != a[0]
-    assert cached.cache.hits == 1 and len(cached.cache) == 3
-    cached.score("other", ["x"])
-    assert len(cached.cache) == 3  # LRU eviction
-
-
-# --- fixed in the restructure (failed on 72085cf) ------------------------------------------
 
 def test_score_cache_file_follows_the_weights_in_memory(course_scorer, shifted_scorer, tmp_path, monkeypatch):
     """A model changed in memory (same files on disk) must not read the shipped model's scores."""

@@ -1,7 +1,11 @@
 import numpy as np
 import pytest
 
-from course_lib.calibration import Calibration, expected_calibration_error, reliability_table
+from course_lib.calibration import (
+    Calibration,
+    expected_calibration_error,
+    reliability_table,
+)
 
 
 def test_platt_recovers_a_known_mapping():

@@ -2,7 +2,6 @@
 import subprocess
 import sys
 
-
 # --- fixed in the restructure (failed on 72085cf) ------------------------------------------
 
 def test_importing_the_package_and_light_modules_does_not_import_torch():

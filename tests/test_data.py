@@ -7,7 +7,13 @@ import zipfile
 
 import pytest
 
-from course_lib.data import DataError, download_beir, load_beir, load_course_corpus, read_qrels
+from course_lib.data import (
+    DataError,
+    download_beir,
+    load_beir,
+    load_course_corpus,
+    read_qrels,
+)
 
 
 def write_beir(root, qrels_lines=("q1\td1\t1",)):

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from course_lib.data import load_beir, load_course_corpus
 from course_lib.caches import embedding_file, seed_dirs
+from course_lib.data import load_beir, load_course_corpus
 from course_lib.dense import encode_texts
 from course_lib.models import load_embedder
 

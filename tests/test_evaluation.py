@@ -3,7 +3,7 @@ import pytest
 
 from course_lib.data import Dataset
 from course_lib.evaluation import RerankingEvaluator, paired_bootstrap
-from course_lib.rerank import Scorer
+from course_lib.scorers.base import Scorer
 
 
 @pytest.fixture(scope="module")

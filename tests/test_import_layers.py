@@ -1,12 +1,15 @@
 """The package's import layers, checked on the source (nothing is imported): the module map holds.
 
-* no import cycles among ``course_lib`` modules (imports inside functions count: they run too);
-* the bottom layer (``env``, ``metrics``, ``data``, ``calibration``, ``fusion``, ``losses`` and the
-  runtime model's architecture, ``course_reranker.modeling``) imports no other course module but ``env``;
-* no learner module imports the instructor's code (``course_reranker.recipe``, ``.selection``,
-  ``.distill``): only the instructor modules themselves and the command line (``cli``) may.
+Every module sits on one layer (:data:`LAYERS`, bottom first) and imports only from its own layer
+or below; besides,
 
-``python tests/test_import_layers.py`` prints every arrow of the graph.
+* no import cycles among ``course_lib`` modules (imports inside functions count: they run too);
+* no learner module imports the instructor's code (``course_lib.instructor``): only the instructor
+  modules themselves may;
+* the storage layer (``caches``, ``dense``) imports no scorer (it sits below them);
+* a module the map does not place is an error (a new module takes a place on purpose).
+
+``python tests/test_import_layers.py`` prints every arrow of the graph, layer by layer.
 """
 from __future__ import annotations
 
@@ -14,9 +17,33 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "course_lib"
-BOTTOM = {"env", "metrics", "data", "calibration", "fusion", "losses", "course_reranker.modeling"}
-INSTRUCTOR = {"course_reranker.recipe", "course_reranker.selection", "course_reranker.distill"}
-MAY_IMPORT_INSTRUCTOR = INSTRUCTOR | {"cli"}
+#: Bottom first.  A module is placed by its full name, else by its package's name ("scorers" places
+#: every scorers.* module); "" is the package itself.
+LAYERS = [
+    ("foundation", {"", "env", "settings", "errors"}),
+    ("bottom", {"metrics", "data", "calibration", "fusion", "losses", "plots", "grading", "notebook", "widgets",
+                "course_reranker", "course_reranker.modeling"}),
+    ("models and storage", {"models", "caches", "dense"}),
+    ("scorers", {"scorers"}),
+    ("rankers and first stage", {"rerank", "retrieval", "pipeline", "runs", "theory", "training", "integrations"}),
+    ("applications", {"evaluation", "optimize", "domains", "bench", "service"}),
+    ("entry points", {"cli", "instructor"}),
+]
+INSTRUCTOR = "instructor"
+STORAGE = {"caches", "dense"}
+
+
+def layer_of(module: str) -> int:
+    """Index in :data:`LAYERS` of ``module`` (by full name, else by its longest placed package)."""
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        name = ".".join(parts[:n])
+        for i, (_, members) in enumerate(LAYERS):
+            if name in members:
+                return i
+    if module == "":
+        return 0
+    raise KeyError(module)
 
 
 def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
@@ -82,10 +109,23 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def violations(graph: dict[str, set[str]]) -> list[str]:
     """Every broken rule of the module map, as a sentence."""
     found = [f"import cycle: {' -> '.join(c)}" for c in cycles(graph)]
-    for m in sorted(BOTTOM & set(graph)):
-        found += [f"bottom-layer {m} imports {t}" for t in sorted(graph[m] - {"env"})]
-    for m in sorted(set(graph) - MAY_IMPORT_INSTRUCTOR):
-        found += [f"learner module {m or 'course_lib'} imports instructor code {t}" for t in sorted(graph[m] & INSTRUCTOR)]
+    for m in sorted(graph):
+        try:
+            here = layer_of(m)
+        except KeyError:
+            found.append(f"module {m} has no place in LAYERS")
+            continue
+        for t in sorted(graph[m]):
+            try:
+                there = layer_of(t)
+            except KeyError:
+                continue  # reported as its own module
+            if there > here:
+                found.append(f"{m} ({LAYERS[here][0]}) imports {t} from a higher layer ({LAYERS[there][0]})")
+            if t.split(".")[0] == INSTRUCTOR and m.split(".")[0] != INSTRUCTOR:
+                found.append(f"learner module {m or 'course_lib'} imports instructor code {t}")
+            if m in STORAGE and t.split(".")[0] == "scorers":
+                found.append(f"storage module {m} imports scorer module {t}")
     return found
 
 
@@ -95,18 +135,58 @@ def test_the_package_keeps_its_import_layers():
     assert violations(graph) == []
 
 
-def test_the_contract_catches_a_cycle_a_low_layer_import_and_a_learner_importing_instructor_code():
+def test_the_contract_catches_a_cycle_a_higher_layer_an_instructor_import_and_storage_importing_scorers():
     graph = {m: set(v) for m, v in import_graph().items()}
-    graph["caches"].add("runs")                        # runs -> rerank ... and now caches -> runs -> caches
-    graph["runs"].add("caches")
+    graph["caches"].add("scorers.cached")              # scorers.cached -> caches, and now back: a cycle
     graph["metrics"].add("rerank")                     # the bottom layer reaching up
-    graph["rerank"].add("course_reranker.distill")     # learner code importing the instructor's tools
+    graph["cli"].add("instructor.distill")             # learner code importing the instructor's tools
+    graph["new_module"] = set()                        # a module the map does not place
     found = violations(graph)
-    assert any(v.startswith("import cycle") and "caches" in v for v in found)
-    assert "bottom-layer metrics imports rerank" in found
-    assert "learner module rerank imports instructor code course_reranker.distill" in found
+    assert any(v.startswith("import cycle") and "caches" in v and "scorers.cached" in v for v in found)
+    assert "metrics (bottom) imports rerank from a higher layer (rankers and first stage)" in found
+    assert "learner module cli imports instructor code instructor.distill" in found
+    assert "storage module caches imports scorer module scorers.cached" in found
+    assert "module new_module has no place in LAYERS" in found
+
+
+def test_every_layer_names_modules_that_exist():
+    graph = import_graph()
+    placed = {name for _, members in LAYERS for name in members}
+    prefixes = {m.split(".")[0] for m in graph} | set(graph)
+    assert placed <= prefixes, sorted(placed - prefixes)
+
+
+TESTS = Path(__file__).resolve().parent
+#: Test modules that check the repository as a whole rather than one module.
+REPOSITORY_CHECKS = {"test_course_structure.py", "test_eval_cache.py", "test_import_layers.py", "test_prose_numbers.py"}
+
+
+def expected_test(module: str) -> Path:
+    """Where ``course_lib/a/b.py``'s tests live: ``tests/a/test_b.py`` (``__main__``: ``test_main.py``;
+    the package itself: ``tests/test_course_lib.py``)."""
+    if module == "":
+        return TESTS / "test_course_lib.py"
+    *folders, name = module.split(".")
+    return TESTS.joinpath(*folders, f"test_{name.strip('_')}.py")
+
+
+def test_tests_mirror_the_package_tree():
+    """One test module per module, in the same folders; no test module without its module."""
+    graph = import_graph()
+    modules = [m for m in graph if not (PACKAGE / m.replace(".", "/") / "__init__.py").is_file() or m == ""]
+    missing = sorted(str(expected_test(m).relative_to(TESTS)) for m in modules if not expected_test(m).is_file())
+    assert missing == [], f"modules without their test module: {missing}"
+    expected = {expected_test(m) for m in modules}
+    strays = sorted(str(p.relative_to(TESTS)) for p in TESTS.rglob("test_*.py")
+                    if p not in expected and p.name not in REPOSITORY_CHECKS)
+    assert strays == [], f"test modules that mirror no module: {strays}"
 
 
 if __name__ == "__main__":
-    for module, targets in sorted(import_graph().items()):
-        print(f"{module or 'course_lib'} -> {', '.join(sorted(targets)) or '(nothing)'}")
+    graph = import_graph()
+    for i, (name, _) in enumerate(LAYERS):
+        print(f"## layer {i}: {name}")
+        for module in sorted(m for m in graph if layer_of(m) == i):
+            print(f"{module or 'course_lib'} -> {', '.join(sorted(t or 'course_lib' for t in graph[module])) or '(nothing)'}")
+    print(f"{len(graph)} modules, {sum(map(len, graph.values()))} arrows, {len(cycles(graph))} cycles, "
+          f"{len(violations(graph))} violations")

@@ -1,6 +1,11 @@
 import pytest
 
-from course_lib.models import ModelLoadError, course_reranker_path, load_embedder, load_reranker
+from course_lib.models import (
+    ModelLoadError,
+    course_reranker_path,
+    load_embedder,
+    load_reranker,
+)
 
 
 def test_embedder_loads_offline():

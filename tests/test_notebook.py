@@ -3,7 +3,6 @@ import os
 import subprocess
 import sys
 
-
 # --- fixed in the restructure (failed on 72085cf) ------------------------------------------
 
 def test_setup_makes_an_already_imported_huggingface_hub_offline():

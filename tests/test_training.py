@@ -3,7 +3,12 @@ import json
 import pytest
 import torch
 
-from course_lib.training import DomainSpecificReranker, TrainingRecordError, load_records, mine_hard_negatives
+from course_lib.training import (
+    DomainSpecificReranker,
+    TrainingRecordError,
+    load_records,
+    mine_hard_negatives,
+)
 
 
 def write_records(path, records):

@@ -1,12 +1,13 @@
-"""The course reranker itself — the instructor's side of the package.
+"""The course reranker at run time: what loading and running the shipped model needs.
 
-Learners use the shipped model through :func:`course_lib.models.load_reranker`; nothing here
-is needed to take the course.  This subpackage is how that model was made:
+Learners use it through :func:`course_lib.models.load_reranker`; this subpackage holds
 
 * :mod:`~course_lib.course_reranker.modeling` — the architecture (a BERT cross-encoder with a
-  segment mean-pool cosine head), registered with transformers' Auto classes when a model loads;
-* :mod:`~course_lib.course_reranker.recipe` — the training recipe (``course-lib train-reranker``);
-* :mod:`~course_lib.course_reranker.selection` — calibration and the fusion-weight choice
-  (``course-lib calibrate``, ``scripts/select_fusion_weight.py``);
-* ``assets/`` — the shipped weights, tokenizer and model card (``assets/README.md``).
+  segment mean-pool cosine head), registered with transformers' Auto classes when a model loads,
+  and the shared-matrix fingerprint the distilled tier is checked against;
+* ``assets/`` — the shipped weights, tokenizer and model card (``assets/README.md``);
+* ``assets_small/`` — the distilled speed tier (2 of 6 layers).
+
+How these models were made (recipe, calibration, distillation) is the instructor's:
+:mod:`course_lib.instructor` (``python -m course_lib.instructor --help``).
 """

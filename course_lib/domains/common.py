@@ -7,7 +7,7 @@ without losing track of where each candidate came from.
 
 from __future__ import annotations
 
-from course_lib.rerank import Ranker, validate_candidates, validate_query, validate_rank_args
+from course_lib.scorers.base import Ranker, validate_candidates, validate_query, validate_rank_args
 
 
 def meta(c: dict, key: str):

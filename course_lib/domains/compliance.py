@@ -33,7 +33,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from course_lib.domains.common import check_ranker, meta as _meta, rerank_pool, validate_domain_query
-from course_lib.rerank import AdvancedReranker, Ranker
+from course_lib.rerank import AdvancedReranker
+from course_lib.scorers.base import Ranker
 
 
 # child -> parent; a jurisdiction without a parent is a root.  "global" passages apply everywhere.

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from course_lib.domains.common import as_str_list, check_ranker, meta, rerank_pool, validate_domain_query
-from course_lib.rerank import AdvancedReranker, Ranker
+from course_lib.rerank import AdvancedReranker
+from course_lib.scorers.base import Ranker
 
 SPECIALTY_KEYWORDS = {
     "cardiology": ["heart", "cardiac", "chest pain", "hypertension", "ecg", "arrhythmia", "myocardial"],

@@ -28,7 +28,8 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field
 
-from course_lib.rerank import CrossEncoderScorer, Scorer, rank_results, validate_query, validate_rank_args
+from course_lib.scorers.base import Scorer, rank_results, validate_query, validate_rank_args
+from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
 
 def _default_scorer():
@@ -85,7 +86,7 @@ class ScoredCrossEncoderReranker(BaseDocumentCompressor):
         return out
 
 
-def course_embeddings(name: str | None = None, device: str | None = None):
+def _course_embeddings(name: str | None = None, device: str | None = None):
     """``langchain_huggingface.HuggingFaceEmbeddings`` over the course's bi-encoder (offline default)."""
     from langchain_huggingface import HuggingFaceEmbeddings
 
@@ -115,7 +116,7 @@ def create_production_reranking_pipeline(
         documents: added to the store (by their ``id``, so re-adding replaces rather than
             duplicates); None reopens an existing store.
         reranker: a course :class:`~course_lib.rerank.Scorer` (default: the course reranker).
-        embeddings: a LangChain ``Embeddings`` (default: :func:`course_embeddings`).
+        embeddings: a LangChain ``Embeddings`` (default: :func:`_course_embeddings`).
 
     Use it with ``retriever.invoke("your question")``.
     """
@@ -123,7 +124,7 @@ def create_production_reranking_pipeline(
 
     vectorstore = Chroma(
         collection_name=collection_name,
-        embedding_function=embeddings or course_embeddings(),
+        embedding_function=embeddings or _course_embeddings(),
         persist_directory=persist_directory,
         collection_configuration={"hnsw": {"space": "cosine"}},
     )

@@ -3,8 +3,8 @@
 Endpoints:
 
 * ``POST /rerank`` — ``{"query", "candidates": [{"id", "text", "score"?}], "top_k"?, "deadline_ms"?}``;
-* ``POST /search`` — ``{"query", "k"?, "m"?, "deadline_ms"?}``: two-stage search over a persisted
-  Chroma collection (the course corpus by default);
+* ``POST /search`` — ``{"query", "k"?, "m"?, "deadline_ms"?}``: two-stage search over the first stage
+  the app was given (``course-lib serve``: a persisted Chroma collection of the course corpus);
 * ``GET /health`` — status, the model's fingerprint, queue depth;
 * ``GET /metrics`` — Prometheus text: requests by status, latency and batch-size histograms,
   cache hits/misses, queue depth.
@@ -114,8 +114,9 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
 
     Args:
         service: the engine (None = a new one on the course reranker).
-        search: a first stage for ``/search`` (anything with ``retrieve(query, k)``); None builds a
-            Chroma store of the course corpus on first use.
+        search: the first stage ``/search`` uses (a :class:`course_lib.retrieval.FirstStage`, or anything
+            with ``retrieve(query, k)``); None: no ``/search`` route (``course-lib serve`` passes the course
+            corpus's, :func:`course_lib.service.server.course_first_stage`).
         api_key: when set, every request must send it (``X-API-Key`` or ``Authorization: Bearer``).
         limits: sizes beyond which a request is refused with 413.
         warm_up: score a few pairs at startup (:meth:`ScalableRerankingService.warm_up`).
@@ -124,7 +125,6 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
 
     service = service or ScalableRerankingService()
     registry, m = _metrics(service)
-    state = {"search": search}
 
     @asynccontextmanager
     async def lifespan(app):
@@ -166,12 +166,9 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         out.pop("request_id", None)
         return JSONResponse(out)  # plain JSON: no second pass through FastAPI's encoder
 
-    @app.post("/search", dependencies=[Depends(check_key)])
-    async def search(body: SearchBody):
+    async def search_route(body: SearchBody):
         check_sizes(body.query, [])
-        if state["search"] is None:
-            state["search"] = await _default_first_stage()
-        hits = state["search"].retrieve(body.query, body.k)
+        hits = await asyncio.to_thread(search.retrieve, body.query, body.k)  # off the event loop
         cands = [{"id": h["id"], "text": h["text"], "score": h["score"]} for h in hits]
         req = {"id": None, "query": body.query, "candidates": cands, "top_k": body.m}
         if body.deadline_ms is not None:
@@ -179,6 +176,9 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         out = await run(req)
         out.pop("request_id", None)
         return JSONResponse(out)
+
+    if search is not None:
+        app.post("/search", dependencies=[Depends(check_key)])(search_route)
 
     @app.get("/health", dependencies=[Depends(check_key)])
     async def health():
@@ -280,19 +280,3 @@ def size_error(limits: Limits, query: str, candidates) -> JSONResponse | None:
 
 def _json(status: int, message: str, headers: dict | None = None, **extra) -> JSONResponse:
     return JSONResponse({"message": message, **extra}, status_code=status, headers=headers or {})
-
-
-async def _default_first_stage():
-    """Dense retrieval over the course corpus, in a Chroma store under the cache folder."""
-    import asyncio
-
-    def build():
-        from course_lib.caches import cache_dir
-        from course_lib.data import load_course_corpus
-        from course_lib.retrieval import ChromaStore
-
-        store = ChromaStore(cache_dir() / "service_chroma", collection="course")
-        store.add_corpus(load_course_corpus().corpus, show_progress=False)
-        return store
-
-    return await asyncio.to_thread(build)

@@ -42,10 +42,12 @@ import time
 from dataclasses import dataclass, field
 
 from course_lib.caches import LRUScoreCache
-from course_lib.rerank import CrossEncoderScorer, Scorer, rank_results, validate_candidates, validate_query, validate_rank_args
+from course_lib.scorers.base import require_scorer, Scorer, rank_results, validate_candidates, validate_query, validate_rank_args
+from course_lib.scorers.cross_encoder import CrossEncoderScorer
+from course_lib.errors import CourseError
 
 
-class ServiceBusy(RuntimeError):
+class ServiceBusy(CourseError, RuntimeError):
     """The queue is full (or the service is stopping); retry after ``retry_after_s`` seconds."""
 
     def __init__(self, message: str, retry_after_s: float = 1.0):
@@ -53,7 +55,7 @@ class ServiceBusy(RuntimeError):
         self.retry_after_s = retry_after_s
 
 
-class RequestError(ValueError):
+class RequestError(CourseError, ValueError):
     """A request's own fields are invalid; the message names the field."""
 
 
@@ -61,7 +63,7 @@ class RequestTooLarge(RequestError):
     """A request that could never be served as sent (more pairs than the queue holds): HTTP 413."""
 
 
-def validate_request(req) -> dict:
+def _validate_request(req) -> dict:
     """Check one ``{"id"?, "query", "candidates", "top_k"?, "deadline_ms"?}`` request; returns it."""
     if not isinstance(req, dict):
         raise RequestError(f"request must be an object, got {type(req).__name__}")
@@ -81,32 +83,6 @@ def validate_request(req) -> dict:
                                  or not math.isfinite(deadline) or deadline <= 0):
         raise RequestError(f"deadline_ms must be a positive number, got {deadline!r}")
     return req
-
-
-class DelayedScorer(Scorer):
-    """A :class:`~course_lib.rerank.Scorer` that takes ``delay_s`` longer per call than the one it wraps —
-    a stand-in for a slow or busy model, to see queues, deadlines and back-pressure at work.  It records
-    the pairs of every call in ``calls``."""
-
-    def __init__(self, scorer: Scorer, delay_s: float = 1.0):
-        import threading
-
-        self.scorer, self.delay_s, self.calls = scorer, delay_s, []
-        self.calibration = scorer.calibration
-        self._lock = threading.Lock()
-
-    def score_pairs(self, pairs):
-        with self._lock:
-            self.calls.append(list(pairs))
-        time.sleep(self.delay_s)
-        return self.scorer.score_pairs(pairs)
-
-    def probabilities(self, logits):
-        return self.scorer.probabilities(logits)
-
-    def fingerprint(self) -> str | None:
-        inner = self.scorer.fingerprint()
-        return None if inner is None else f"delayed-{inner}"
 
 
 def merge_jobs(jobs: list[tuple[str, list[str]]]) -> tuple[list[tuple[str, str]], list[list[int]]]:
@@ -144,7 +120,7 @@ class _Job:
         self.pairs = len(self.texts)
 
 
-def first_stage_order(candidates: list[dict], top_k: int | None) -> list[dict]:
+def _first_stage_order(candidates: list[dict], top_k: int | None) -> list[dict]:
     """The fallback answer: candidates in first-stage order (by their ``score`` when every candidate
     has one, else as given), marked with their positions and no reranker score."""
     idx = list(range(len(candidates)))
@@ -179,8 +155,7 @@ class ScalableRerankingService:
                  *, max_batch_pairs: int = 256, max_wait_ms: float = 5.0, cache_ttl_s: float | None = 3600.0,
                  max_queue_pairs: int = 4096, batching: bool = True, default_deadline_ms: float | None = None,
                  deadline_margin_ms: float = 100.0, admission_fraction: float = 0.6):
-        if scorer is not None and not isinstance(scorer, Scorer):
-            raise TypeError(f"scorer must be a course_lib.rerank.Scorer, got {type(scorer).__name__}")
+        require_scorer(scorer, optional=True)
         for name, v in (("max_batch_pairs", max_batch_pairs), ("max_queue_pairs", max_queue_pairs)):
             if int(v) < 1:
                 raise ValueError(f"{name} must be at least 1, got {v}")
@@ -207,6 +182,12 @@ class ScalableRerankingService:
         self._stopping = False
         self._stats = dict(requests=0, errors=0, degraded=0, busy=0, pairs_requested=0, pairs_scored=0,
                            cache_hits=0, cache_misses=0, batches=0, scoring_seconds=0.0)
+
+    @classmethod
+    def from_config(cls, config, scorer: Scorer | None = None) -> "ScalableRerankingService":
+        """The engine a :class:`~course_lib.service.config.ServiceConfig` describes (on ``scorer``, else
+        on ``config.model``)."""
+        return cls(config.model, scorer=scorer, **config.engine_kwargs())
 
     # -- lifecycle -------------------------------------------------------------------------
     def _ensure_started(self) -> None:
@@ -345,9 +326,9 @@ class ScalableRerankingService:
 
         Raises :class:`RequestError` for invalid fields and :class:`ServiceBusy` when the queue
         is full.  Results have :func:`~course_lib.rerank.rank_results`' shape; a degraded answer
-        is the first-stage order (:func:`first_stage_order`).
+        is the first-stage order (:func:`_first_stage_order`).
         """
-        req = validate_request(request)
+        req = _validate_request(request)
         self._ensure_started()
         rid, query, cands = req.get("id"), req["query"], req["candidates"]
         top_k = req.get("top_k", 10)
@@ -397,7 +378,7 @@ class ScalableRerankingService:
 
     def _degraded(self, rid, cands, top_k, reason: str) -> dict:
         self._stats["degraded"] += 1
-        return {"request_id": rid, "results": first_stage_order(cands, top_k), "degraded": True, "reason": reason}
+        return {"request_id": rid, "results": _first_stage_order(cands, top_k), "degraded": True, "reason": reason}
 
     async def process_batch_requests(self, requests: list[dict]) -> list[dict]:
         """Rerank a batch of ``{"id", "query", "candidates", "top_k"?, "deadline_ms"?}`` requests.

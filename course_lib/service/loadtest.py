@@ -188,7 +188,7 @@ async def _cache_counters(url: str, headers: dict) -> tuple[float, float]:
 def offline_pairs_per_s(requests: list[dict], scorer=None, repeats: int = 1) -> float:
     """The model's own throughput on the same pairs, in this process, no HTTP (the baseline for
     the service's overhead)."""
-    from course_lib.rerank import CrossEncoderScorer
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
     scorer = scorer or CrossEncoderScorer()
     pairs = [(r["query"], c["text"]) for r in requests for c in r["candidates"]]

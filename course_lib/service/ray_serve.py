@@ -21,17 +21,22 @@ and ``max_queued_requests`` settings), ``/search`` and ``/metrics`` (Serve expor
 # Ray replica, where a string naming a class local to build_app could not be resolved
 import asyncio
 
-from course_lib.rerank import CrossEncoderScorer, rank_results
+from course_lib.scorers.base import rank_results
+from course_lib.scorers.cross_encoder import CrossEncoderScorer
+from course_lib import settings
+from course_lib.service.config import ServiceConfig
 
 
-def build_app(model=None, replicas: int = 2, max_batch_size: int = 16,
-              batch_wait_timeout_s: float = 0.005, limits=None, api_key=None):
+def build_app(config: ServiceConfig = ServiceConfig(), max_batch_size: int = 16, limits=None):
     """A Ray Serve application (``serve.run`` it) with ``POST /rerank`` and ``GET /health``.
 
-    Each replica loads the model once; ``@serve.batch`` merges up to ``max_batch_size``
-    concurrent requests that arrive within ``batch_wait_timeout_s`` into one scoring call.
+    ``config`` (:class:`~course_lib.service.config.ServiceConfig`) gives the model, the replicas, the
+    API key and how long a batch waits (``max_wait_ms``).  Each replica loads the model once;
+    ``@serve.batch`` merges up to ``max_batch_size`` concurrent requests into one scoring call.
     Request validation and limits are the single-process app's (:mod:`course_lib.service.app`).
     """
+    model, replicas, api_key = config.model, config.replicas, config.api_key
+    batch_wait_timeout_s = config.max_wait_ms / 1000.0
     from fastapi import Depends, FastAPI
     from ray import serve
 
@@ -81,20 +86,17 @@ def build_app(model=None, replicas: int = 2, max_batch_size: int = 16,
     return RerankDeployment.bind(model)
 
 
-def start(host: str = "127.0.0.1", port: int = 8000, replicas: int = 2, model=None, api_key=None, **batch):
-    """Start Ray locally (this machine's cores only, no dashboard) and run the app on ``host:port``.
-
-    Off loopback an API key is required (:func:`course_lib.service.server.resolve_api_key`)."""
-    from course_lib.service.server import resolve_api_key
-
-    api_key = resolve_api_key(host, api_key)
+def start(config: ServiceConfig = ServiceConfig(), **batch):
+    """Start Ray locally (this machine's cores only, no dashboard) and run the app on the config's
+    host and port.  Off loopback an API key is required (:meth:`ServiceConfig.resolved_api_key`)."""
+    config = config.replace(api_key=config.resolved_api_key())
     import ray
     from ray import serve
 
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    serve.start(http_options={"host": host, "port": port})
-    serve.run(build_app(model, replicas, api_key=api_key, **batch), name="reranker", route_prefix="/")
+    serve.start(http_options={"host": config.host, "port": config.port})
+    serve.run(build_app(config, **batch), name="reranker", route_prefix="/")
 
 
 def stop() -> None:
@@ -131,11 +133,10 @@ applications:
 
 def __getattr__(name):  # ``import_path: course_lib.service.ray_serve:app`` in a Serve config
     if name == "app":
-        import os
 
-        key = os.environ.get("COURSE_API_KEY")
+        key = settings.api_key()
         if not key:
             raise RuntimeError("set COURSE_API_KEY on every node before `serve deploy`: the deployment listens "
                                "beyond loopback and requires a key on every request")
-        return build_app(api_key=key)
+        return build_app(ServiceConfig(host="0.0.0.0", api_key=key))
     raise AttributeError(name)

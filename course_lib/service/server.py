@@ -12,49 +12,71 @@ Example
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from course_lib import settings
+from course_lib.service.config import ServiceConfig, is_loopback, resolve_api_key  # noqa: F401  (the server's API)
 
-ENV_API_KEY = "COURSE_API_KEY"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+ENV_API_KEY = settings.API_KEY
 
 
-def resolve_api_key(host: str, api_key: str | None) -> str | None:
-    """The key to require: the one given, else ``$COURSE_API_KEY``; on a non-loopback host one is mandatory."""
-    key = api_key or os.environ.get(ENV_API_KEY) or None
-    if key is None and not is_loopback(host):
-        raise ValueError(f"refusing to listen on {host} without an API key: pass --api-key or set {ENV_API_KEY} "
-                         "(or bind 127.0.0.1)")
-    return key
+def course_first_stage():
+    """The first stage ``/search`` uses by default: dense retrieval over the course corpus, in a Chroma
+    store under the cache folder, built on the first search (so the server starts at once)."""
+    return _OnFirstUse(_build_course_store)
 
 
-def run_server(host: str = "127.0.0.1", port: int = 8000, model: str | None = None, api_key: str | None = None,
-               batching: bool = True, max_wait_ms: float = 5.0, max_batch_pairs: int = 256, cache_size: int = 10_000,
-               max_queue_pairs: int = 4096, log_level: str = "warning") -> None:
-    """Serve the app with uvicorn until SIGINT/SIGTERM; shutdown finishes in-flight batches."""
+def _build_course_store():
+    from course_lib.data import load_course_corpus
+    from course_lib.retrieval import ChromaStore
+
+    store = ChromaStore(settings.cache_dir() / "service_chroma", collection="course")
+    store.add_corpus(load_course_corpus().corpus, show_progress=False)
+    return store
+
+
+class _OnFirstUse:
+    """A first stage (:class:`course_lib.retrieval.FirstStage`'s methods) built by ``build()`` when
+    first searched (thread-safe)."""
+
+    def __init__(self, build):
+        import threading
+
+        self._build, self._stage, self._lock = build, None, threading.Lock()
+
+    def _get(self):
+        with self._lock:
+            if self._stage is None:
+                self._stage = self._build()
+            return self._stage
+
+    def search(self, queries, k=100):
+        return self._get().search(queries, k)
+
+    def document(self, doc_id):
+        return self._get().document(doc_id)
+
+    def retrieve(self, query, k=50):
+        return self._get().retrieve(query, k)
+
+
+def run_server(config: ServiceConfig = ServiceConfig(), *, first_stage=None) -> None:
+    """Serve the app with uvicorn until SIGINT/SIGTERM; shutdown finishes in-flight batches.
+
+    ``first_stage`` answers ``/search`` (default: :func:`course_first_stage`)."""
     import uvicorn
 
     from course_lib.service.app import create_app
     from course_lib.service.core import ScalableRerankingService
 
-    key = resolve_api_key(host, api_key)
-    service = ScalableRerankingService(model, max_batch_pairs=max_batch_pairs, max_wait_ms=max_wait_ms,
-                                       cache_size=cache_size, max_queue_pairs=max_queue_pairs, batching=batching)
-    app = create_app(service, api_key=key)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+    key = config.resolved_api_key()
+    service = ScalableRerankingService.from_config(config)
+    app = create_app(service, search=first_stage if first_stage is not None else course_first_stage(), api_key=key)
+    uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level, timeout_graceful_shutdown=30)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

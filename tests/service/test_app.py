@@ -49,8 +49,11 @@ def test_oversized_requests_are_413(client):
     assert big.status_code == 413 and "body" in big.json()["message"]
 
 
-def test_api_key_is_checked_on_every_endpoint(overlap_scorer):
-    with TestClient(create_app(ScalableRerankingService(scorer=overlap_scorer), api_key="k3y")) as c:
+def test_api_key_is_checked_on_every_endpoint(overlap_scorer, course_ds):
+    from course_lib.retrieval import BM25Retriever
+
+    app = create_app(ScalableRerankingService(scorer=overlap_scorer), search=BM25Retriever(course_ds.corpus), api_key="k3y")
+    with TestClient(app) as c:
         for method, path in [("post", "/rerank"), ("get", "/health"), ("get", "/metrics"), ("post", "/search")]:
             r = getattr(c, method)(path, **({"json": BODY} if method == "post" else {}))
             assert r.status_code == 401 and "API key" in r.json()["message"]
@@ -65,7 +68,7 @@ def test_a_full_queue_is_503_with_retry_after(overlap_scorer):
 
     import httpx
 
-    from course_lib.rerank import Scorer
+    from course_lib.scorers.base import Scorer
 
     class Slow(Scorer):
         def score_pairs(self, pairs):
@@ -121,3 +124,5 @@ def test_search_is_two_stage_over_a_first_stage(overlap_scorer, course_ds):
     assert r.status_code == 200
     res = r.json()["results"]
     assert len(res) == 3 and all("score" in x and "relevance_score" in x for x in res)
+    with TestClient(create_app(ScalableRerankingService(scorer=overlap_scorer), warm_up=False)) as c:
+        assert c.post("/search", json={"query": "q"}).status_code == 404  # an app given no first stage has no /search

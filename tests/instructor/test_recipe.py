@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from helpers import write_course_as_beir
 
 
@@ -8,7 +7,7 @@ from helpers import write_course_as_beir
 def test_recipe_smoke_trains_and_changes_scores(tmp_path, course_ds, monkeypatch):
     from sentence_transformers import CrossEncoder
 
-    from course_lib.course_reranker.recipe import RecipeConfig, train_reranker
+    from course_lib.instructor.recipe import RecipeConfig, train_reranker
 
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     write_course_as_beir(course_ds, tmp_path / "data" / "course", split="train")
@@ -32,7 +31,7 @@ def test_graded_groups_put_a_top_grade_answer_above_lower_grades(course_ds):
 
     from course_lib.data import course_query_split
     from course_lib.dense import DenseIndex
-    from course_lib.course_reranker.recipe import RecipeConfig, graded_groups
+    from course_lib.instructor.recipe import RecipeConfig, graded_groups
 
     train, held_out = course_query_split(course_ds)
     index = DenseIndex.build(train.corpus, cache_key="course", show_progress=False)
@@ -54,7 +53,7 @@ def test_reranker_mined_negatives_are_its_near_misses_below_the_positive(course_
     import random
 
     from course_lib.dense import DenseIndex
-    from course_lib.course_reranker.recipe import RecipeConfig, label_groups
+    from course_lib.instructor.recipe import RecipeConfig, label_groups
 
     index = DenseIndex.build(course_ds.corpus, cache_key="course", show_progress=False)
     cfg = RecipeConfig(neg_miner="reranker", n_negatives=4, reranker_pool=3, neg_ranks=(3, 15))
@@ -86,7 +85,7 @@ def test_reranker_mined_negatives_are_its_near_misses_below_the_positive(course_
 
 @pytest.mark.slow
 def test_recipe_adds_medquad_and_other_corpora_and_holds_out_the_tuning_slice(tmp_path, course_ds, monkeypatch):
-    from course_lib.course_reranker.recipe import RecipeConfig, train_reranker
+    from course_lib.instructor.recipe import RecipeConfig, train_reranker
 
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     write_course_as_beir(course_ds, tmp_path / "data" / "course", split="train")
@@ -114,7 +113,7 @@ def test_medquad_tuning_slice_is_fixed_and_disjoint(course_ds):
 
 
 def test_a_missing_extra_corpus_is_a_clear_error(tmp_path):
-    from course_lib.course_reranker.recipe import _dataset_beside
+    from course_lib.instructor.recipe import _dataset_beside
 
     (tmp_path / "scifact").mkdir()
     with pytest.raises(FileNotFoundError, match="'medquad' not found beside"):

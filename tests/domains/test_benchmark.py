@@ -6,14 +6,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from course_lib.caches import CollectionScorer
 from course_lib.data import Dataset
-from course_lib.domains.benchmark import (candidates, choose_weights, compare_runs, medquad_specialties,
-                                          pipeline_runs, rescored_run, specialty_accuracy, split_ids, system_run)
+from course_lib.domains.benchmark import (
+    candidates,
+    choose_weights,
+    compare_runs,
+    medquad_specialties,
+    pipeline_runs,
+    rescored_run,
+    specialty_accuracy,
+    split_ids,
+    system_run,
+)
 from course_lib.domains.compliance import ComplianceRerankingSystem
 from course_lib.rerank import AdvancedReranker
+from course_lib.scorers.cached import CollectionScorer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -125,7 +134,7 @@ def test_shipped_fine_tuned_scores_match_the_model_when_it_is_here(shared_data):
     import random
 
     from course_lib.data import load_beir
-    from course_lib.rerank import CrossEncoderScorer
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
     record = json.loads((ROOT / "eval_cache" / "domains" / "medquad-reranker.json").read_text())
     run_dir = ROOT / record["run_dir"]

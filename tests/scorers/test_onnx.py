@@ -1,18 +1,18 @@
-"""ONNX export and ONNX Runtime scorers (course_lib.onnx_scorer).
+"""The ONNX Runtime scorer (course_lib.scorers.onnx).
 
 The fast tests need neither a model nor onnx; the slow ones export the course reranker once
 per session into a temporary cache folder (a few seconds) and quantise it.
 """
-import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
-from course_lib import onnx_scorer as ox
+from course_lib.scorers import onnx as ox
+from course_lib.scorers import onnx_export as ox_export
 
 pytest.importorskip("onnxruntime")
+
 
 PAIRS = [
     ("What is the capital of France?", "Paris is the capital and most populous city of France."),
@@ -22,19 +22,12 @@ PAIRS = [
     ("x " * 100, "a short passage"),  # query capped to max_query_tokens
     ("empty passage", ""),
 ]
+
+
 RELEVANT = "The Eiffel Tower is a wrought-iron lattice tower in Paris, France."
+
+
 IRRELEVANT = "Photosynthesis converts light energy into chemical energy in plants."
-
-
-# -- fast: no model ------------------------------------------------------------------------------
-def test_select_nodes_rules():
-    sites = {"a": (0, "ffn_out"), "b": (5, "query"), "c": (5, "ffn_in"), "d": (2, "attn_out")}
-    assert ox.select_nodes(sites, ["ffn_out"]) == ["a"]
-    assert ox.select_nodes(sites, ["last_layer"]) == ["b", "c"]
-    assert ox.select_nodes(sites, ["layer.2"]) == ["d"]
-    assert ox.select_nodes(sites, ["layer.5/ffn_in", "ffn_out"]) == ["a", "c"]
-    with pytest.raises(ValueError, match="unknown rule"):
-        ox.select_nodes(sites, ["mlp"])
 
 
 def test_bad_arguments_fail_clearly(tmp_path):
@@ -43,17 +36,9 @@ def test_bad_arguments_fail_clearly(tmp_path):
     with pytest.raises(TypeError, match="CrossEncoderScorer"):
         ox.OnnxScorer(base="not a scorer", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="mode"):
-        ox.quantize(tmp_path / "m.onnx", tmp_path / "q.onnx", "int4")
+        ox_export.quantize(tmp_path / "m.onnx", tmp_path / "q.onnx", "int4")
     with pytest.raises(FileNotFoundError):
-        ox.quantize(tmp_path / "missing.onnx", tmp_path / "q.onnx", "int8")
-
-
-def test_missing_onnx_names_the_install(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "onnx", None)  # what an uninstalled package looks like to import
-    with pytest.raises(ImportError, match="pip install onnx"):
-        ox._require("onnx")
-    with pytest.raises(ImportError, match="pip install onnx"):
-        ox.export_onnx(object(), tmp_path)  # before any model work
+        ox_export.quantize(tmp_path / "missing.onnx", tmp_path / "q.onnx", "int8")
 
 
 # -- slow: the course reranker ---------------------------------------------------------------------
@@ -63,14 +48,18 @@ def onnx_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def fp32(course_scorer, onnx_cache):
+def fp32(course_model, onnx_cache):
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
+
     pytest.importorskip("onnx")
-    return ox.OnnxScorer(course_scorer, "fp32", cache_dir=onnx_cache, threads=1)
+    return ox.OnnxScorer(CrossEncoderScorer(course_model), "fp32", cache_dir=onnx_cache, threads=1)
 
 
 @pytest.fixture(scope="module")
-def int8(course_scorer, onnx_cache, fp32):
-    return ox.OnnxScorer(course_scorer, "int8", cache_dir=onnx_cache, threads=1)
+def int8(course_model, onnx_cache, fp32):
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
+
+    return ox.OnnxScorer(CrossEncoderScorer(course_model), "int8", cache_dir=onnx_cache, threads=1)
 
 
 @pytest.mark.slow
@@ -81,7 +70,7 @@ def test_fp32_matches_torch(course_scorer, fp32):
     np.testing.assert_allclose(got, ref, atol=1e-3, rtol=0)
     assert fp32.last_stats.truncated == course_scorer.last_stats.truncated == 1
     assert fp32.last_stats.queries_capped == 1
-    assert fp32.calibration is course_scorer.calibration
+    assert fp32.calibration == course_scorer.calibration
 
 
 @pytest.mark.slow
@@ -121,8 +110,8 @@ def test_selective_ranks_and_keeps_fp32_nodes(course_scorer, onnx_cache, fp32):
     s = sel.score(q, [RELEVANT, IRRELEVANT])
     assert s[0] > s[1] + 2.0
     assert np.max(np.abs(s - fp32.score(q, [RELEVANT, IRRELEVANT]))) < 1.5
-    sites = ox.matmul_sites(fp32.model_path)
-    kept = ox.select_nodes(sites, ox.SELECTIVE_KEEP_FP32)
+    sites = ox_export.matmul_sites(fp32.model_path)
+    kept = ox_export.select_nodes(sites, ox_export.SELECTIVE_KEEP_FP32)
     fp32_matmuls = {n.name for n in onnx.load(str(sel.model_path)).graph.node if n.op_type == "MatMul"}
     assert kept and fp32_matmuls & set(sites) == set(kept)  # exactly those weights stay fp32
     assert len(sites) == 36  # 6 layers x (q, k, v, attention output, FFN in, FFN out)
@@ -151,18 +140,3 @@ def test_cache_reuses_exported_files(course_scorer, tmp_path):
     assert sorted(tmp_path.rglob("*.onnx")) == files  # no temporary files left behind
     fp = ox.OnnxScorer(course_scorer, "fp32", cache_dir=tmp_path, threads=1)  # the fp32 file is shared
     assert not fp.built and ox.BUILDS == builds
-
-
-@pytest.mark.slow
-def test_export_verifies_and_writes_logits_output(course_scorer, tmp_path):
-    onnx = pytest.importorskip("onnx")
-    path = ox.export_onnx(course_scorer, tmp_path)
-    model = onnx.load(str(path))
-    assert [i.name for i in model.graph.input] == ["input_ids", "attention_mask", "token_type_ids"]
-    out = model.graph.output[0]
-    assert out.name == "logits" and len(out.type.tensor_type.shape.dim) == 1
-    meta = json.loads(path.with_suffix(".json").read_text())
-    assert meta["export"]["torch_max_abs_diff"] < ox.EXPORT_ATOL
-    with pytest.raises(RuntimeError, match="disagrees with torch"):
-        ox.export_onnx(course_scorer, tmp_path / "strict", atol=-1.0)
-    assert not (tmp_path / "strict" / "model.onnx").exists()

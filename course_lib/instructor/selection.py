@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from course_lib.data import load_beir
-from course_lib.course_reranker.recipe import save_model
+from course_lib.instructor.recipe import save_model
 
 
 def calibrate_and_report(
@@ -42,7 +42,7 @@ def calibrate_and_report(
 
     from course_lib.course_reranker.modeling import CourseRerankerModel
     from course_lib.models import load_reranker
-    from course_lib.rerank import CrossEncoderScorer
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
     from course_lib.runs import first_stage_run, fused_run, rerank_scores
 
     model_dir = Path(model_dir)

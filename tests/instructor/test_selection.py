@@ -1,4 +1,4 @@
-from course_lib.course_reranker.selection import select_fusion_weight
+from course_lib.instructor.selection import select_fusion_weight
 
 
 def test_select_fusion_weight_is_best_on_average_among_safe_weights():

@@ -1,7 +1,12 @@
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from course_lib.course_reranker.modeling import CourseRerankerConfig, CourseRerankerModel, register, segment_means
+from course_lib.course_reranker.modeling import (
+    CourseRerankerConfig,
+    CourseRerankerModel,
+    register,
+    segment_means,
+)
 from course_lib.models import bundled_embedder_path
 
 

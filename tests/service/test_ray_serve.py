@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 
-
-
 @pytest.mark.slow
 def test_two_replicas_answer_like_the_single_process_service(course_scorer, course_ds):
     from course_lib.service import ScalableRerankingService, ray_serve
+    from course_lib.service.config import ServiceConfig
     from course_lib.service.server import free_port
 
     qids = sorted(course_ds.queries)[:6]
@@ -21,7 +20,7 @@ def test_two_replicas_answer_like_the_single_process_service(course_scorer, cour
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     try:
-        ray_serve.start("127.0.0.1", port, replicas=2)
+        ray_serve.start(ServiceConfig(port=port, replicas=2))
 
         async def burst():
             async with httpx.AsyncClient(base_url=url, timeout=120, trust_env=False) as c:

@@ -1,4 +1,4 @@
-"""How the shipped course reranker is trained (``course-lib train-reranker``).
+"""How the shipped course reranker is trained (``python -m course_lib.instructor train-reranker``).
 
 The recipe, step by step:
 
@@ -17,7 +17,7 @@ The recipe, step by step:
    bi-encoder knew.  AdamW, linear warm-up/decay, deterministic seed, tqdm progress.
 5. On the dev queries: fit the head's scale and bias (Platt scaling) so ``sigmoid(logit)`` is a
    calibrated probability, and measure NDCG@10 by fusion weight (see :mod:`course_lib.fusion`):
-   :mod:`course_lib.course_reranker.selection`.
+   :mod:`course_lib.instructor.selection`.
 
 The learner modules supply the pieces a learner meets first: the listwise loss
 (:func:`course_lib.losses.group_softmax_cross_entropy`), query capping
@@ -42,7 +42,7 @@ from course_lib.dense import DenseIndex, encode_texts
 from course_lib.domains.benchmark import medquad_tuning_split  # shared with notebook 04; re-exported here
 from course_lib.losses import group_softmax_cross_entropy
 from course_lib.models import autocast
-from course_lib.rerank import cap_query
+from course_lib.scorers.cross_encoder import cap_query
 from course_lib.training import negative_pool
 
 
@@ -181,7 +181,7 @@ def graded_groups(ds: Dataset, index: DenseIndex, cfg: RecipeConfig, rng: random
     return groups
 
 
-def pseudo_groups(corpus: dict, index: DenseIndex, cfg: RecipeConfig, rng: random.Random, show_progress=True,
+def _pseudo_groups(corpus: dict, index: DenseIndex, cfg: RecipeConfig, rng: random.Random, show_progress=True,
                   n: int | None = None) -> list[Group]:
     """Title -> body groups from the corpus (no labels): negatives are the title's dense neighbours.
 
@@ -228,7 +228,7 @@ def pseudo_body(doc: dict) -> str:
     return text
 
 
-def train_groups(model, tokenizer, groups: list[Group], cfg: RecipeConfig, device: str = "cpu", show_progress=True, log=print):
+def _train_groups(model, tokenizer, groups: list[Group], cfg: RecipeConfig, device: str = "cpu", show_progress=True, log=print):
     """Listwise training on groups; returns a list of per-step losses."""
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
@@ -333,7 +333,7 @@ def train_reranker(
         if init_from is None:
             raise ValueError("neg_miner='reranker' mines with the model a stage continues: give init_from")
         from course_lib.models import load_reranker
-        from course_lib.rerank import CrossEncoderScorer
+        from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
         miner = CrossEncoderScorer(load_reranker(str(init_from), device=device, max_length=cfg.max_length))
     elif cfg.neg_miner != "dense":
@@ -342,7 +342,7 @@ def train_reranker(
     if cfg.label_sample is not None:
         groups = rng.sample(groups, min(cfg.label_sample, len(groups)))
     n_label = len(groups)
-    pseudo = pseudo_groups(full.corpus, index, cfg, rng, show_progress) if cfg.n_pseudo else []
+    pseudo = _pseudo_groups(full.corpus, index, cfg, rng, show_progress) if cfg.n_pseudo else []
     n_pseudo = len(pseudo)
     groups += pseudo
     course_ids = []
@@ -365,7 +365,7 @@ def train_reranker(
     for name in cfg.pseudo_corpora:
         other = load_beir(_dataset_beside(data_dir, dataset, name), _any_split(_dataset_beside(data_dir, dataset, name)))
         o_index = DenseIndex.build(other.corpus, embedder, cache_key=other.name, show_progress=show_progress)
-        extra[f"{name}-pseudo"] = pseudo_groups(other.corpus, o_index, cfg, rng, show_progress, n=cfg.n_pseudo_extra)
+        extra[f"{name}-pseudo"] = _pseudo_groups(other.corpus, o_index, cfg, rng, show_progress, n=cfg.n_pseudo_extra)
     for g in extra.values():
         groups += g
     if max_groups:
@@ -385,7 +385,7 @@ def train_reranker(
         model = from_bi_encoder(str(base), head_scale=cfg.train_scale)
         tokenizer = AutoTokenizer.from_pretrained(str(base))
     t0 = time.time()
-    losses = train_groups(model, tokenizer, groups, cfg, device, show_progress, log)
+    losses = _train_groups(model, tokenizer, groups, cfg, device, show_progress, log)
     seconds = time.time() - t0
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

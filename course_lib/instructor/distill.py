@@ -19,8 +19,8 @@ its scores (knowledge distillation).
 ``course-lib`` does not train this at run time.  The shipped student
 (``course_lib/course_reranker/assets_small/``, 2 of 6 layers, 3.7 M stored parameters, 7.5 MB) came from::
 
-    python -m course_lib.course_reranker.distill prepare --data $COURSE_DATA_DIR --out runs/distill-groups.json.xz
-    python -m course_lib.course_reranker.distill train --groups runs/distill-groups.json.xz --keep 3 2 --epochs 8 \
+    python -m course_lib.instructor distill prepare --data $COURSE_DATA_DIR --out runs/distill-groups.json.xz
+    python -m course_lib.instructor distill train --groups runs/distill-groups.json.xz --keep 3 2 --epochs 8 \
         --device cuda --out runs/students --targets runs/teacher-targets.pt
 
 (10,312 queries, 309,360 pairs; on one H200 GPU: 72 s tokenising, 16 s for the teacher's scores, 114 s
@@ -165,7 +165,7 @@ def _forward(model, enc, rows, device):
     return model(**batch).logits.view(-1).float()
 
 
-def score_all(model, enc, device, batch_size=512, autocast=None):
+def _score_all(model, enc, device, batch_size=512, autocast=None):
     """Logits of every encoded pair (no gradients), in order."""
     import contextlib
 
@@ -180,7 +180,7 @@ def score_all(model, enc, device, batch_size=512, autocast=None):
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def dev_figures(scores, payload, n_pairs_dev, teacher_scores=None) -> dict:
+def _dev_figures(scores, payload, n_pairs_dev, teacher_scores=None) -> dict:
     """NDCG@10 on the dev claims from the scores of their candidates (in file order), and top-10
     agreement with the teacher's when given."""
     from course_lib import metrics
@@ -257,15 +257,15 @@ def distill_groups(groups_file, out, teacher_dir=None, keep: int = 3, epochs: in
         if cached.get("n_pairs") != n_pairs or cached.get("n_dev") != n_dev:
             cached = None
     if cached is None:
-        targets = score_all(teacher, enc, device)
-        teacher_dev = score_all(teacher, dev_enc, device)
+        targets = _score_all(teacher, enc, device)
+        teacher_dev = _score_all(teacher, dev_enc, device)
         if targets_file is not None:
             torch.save({"n_pairs": n_pairs, "n_dev": n_dev, "targets": targets, "dev": teacher_dev,
                         "seconds": time.perf_counter() - t0}, targets_file)
     else:
         targets, teacher_dev = cached["targets"], cached["dev"]
     teacher_s = time.perf_counter() - t0 if cached is None else cached.get("seconds", 0.0)
-    teacher_fig = dev_figures(teacher_dev.numpy(), payload, n_dev)
+    teacher_fig = _dev_figures(teacher_dev.numpy(), payload, n_dev)
     log(f"teacher: {n_pairs + n_dev} pairs in {teacher_s:.1f} s; dev NDCG@10 {teacher_fig['ndcg@10']}")
 
     n_teacher_layers = teacher.config.num_hidden_layers
@@ -314,7 +314,7 @@ def distill_groups(groups_file, out, teacher_dir=None, keep: int = 3, epochs: in
             if time_budget_s is not None and time.perf_counter() - t_train > time_budget_s:
                 stopped = True
                 break
-        fig = dev_figures(score_all(student, dev_enc, device).numpy(), payload, n_dev, teacher_dev.numpy())
+        fig = _dev_figures(_score_all(student, dev_enc, device).numpy(), payload, n_dev, teacher_dev.numpy())
         fig.update(epoch=ep + 1, mean_loss=round(float(np.mean(losses)), 4), steps=len(losses),
                    seconds=round(time.perf_counter() - t_train, 1))
         history.append(fig)
@@ -391,7 +391,9 @@ def save_student(model, tokenizer, out, teacher_dir, max_length: int, report: di
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description="Distil the course reranker into a smaller student.")
+    """``distill prepare|train``: the speed tier's two steps (see the module docstring)."""
+    ap = argparse.ArgumentParser(prog="python -m course_lib.instructor distill",
+                                 description="Distil the course reranker into a smaller student.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prepare", help="write the distillation queries and their dense candidates to one file")
     p.add_argument("--data", required=True, help="folder holding the BEIR folders scifact, cranfield, medquad")
@@ -422,6 +424,3 @@ def main(argv=None) -> None:
                                  time_budget_s=args.time_budget, targets_file=args.targets)
             print(json.dumps({k: rep[k] for k in ("layers", "teacher_dev", "best_epoch", "history", "seconds")}, indent=1))
 
-
-if __name__ == "__main__":
-    main()

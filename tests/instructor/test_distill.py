@@ -13,8 +13,8 @@ def _student(keep=1, nudge=0.01):
     differs from a plain truncation), in fp32 on the CPU."""
     import torch
 
-    from course_lib.course_reranker.distill import layers_evenly, truncate_layers
     from course_lib.course_reranker.modeling import CourseRerankerModel, register
+    from course_lib.instructor.distill import layers_evenly, truncate_layers
     from course_lib.models import course_reranker_path
 
     register()
@@ -30,9 +30,9 @@ def test_student_round_trip_fills_in_the_teachers_embeddings(tmp_path):
     from safetensors import safe_open
     from transformers import AutoTokenizer
 
-    from course_lib.course_reranker.distill import WORD_EMBEDDINGS, save_student
+    from course_lib.instructor.distill import WORD_EMBEDDINGS, save_student
     from course_lib.models import course_reranker_path, load_reranker
-    from course_lib.rerank import CrossEncoderScorer
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
     student = _student()
     tok = AutoTokenizer.from_pretrained(str(course_reranker_path()))
@@ -54,7 +54,7 @@ def test_student_round_trip_fills_in_the_teachers_embeddings(tmp_path):
 def test_student_refuses_a_teacher_it_was_not_distilled_from(tmp_path):
     from transformers import AutoTokenizer
 
-    from course_lib.course_reranker.distill import SHARED_FILE, save_student
+    from course_lib.instructor.distill import SHARED_FILE, save_student
     from course_lib.models import ModelLoadError, course_reranker_path, load_reranker
 
     out = save_student(_student(), AutoTokenizer.from_pretrained(str(course_reranker_path())), tmp_path / "small",
@@ -69,7 +69,7 @@ def test_student_refuses_a_teacher_it_was_not_distilled_from(tmp_path):
 def test_prepare_and_distill_on_a_tiny_collection(tmp_path, course_ds):
     """End to end on the CPU: a data file from a BEIR folder (no labels read but the dev claims'),
     then a 1-layer student selected on the dev queries, saved, and loadable."""
-    from course_lib.course_reranker.distill import (
+    from course_lib.instructor.distill import (
         distill_groups,
         prepare_groups,
         read_groups,
@@ -119,8 +119,8 @@ def test_shipped_student_keeps_the_teachers_ranking_on_the_course_corpus(course_
     from course_lib import metrics
     from course_lib.data import course_query_split
     from course_lib.optimize import small_reranker_path
-    from course_lib.rerank import CrossEncoderScorer
     from course_lib.runs import first_stage_run
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
     ds = course_query_split()[1]
     first = first_stage_run(ds, "dense", 30)
