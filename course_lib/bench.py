@@ -16,6 +16,13 @@ A variant is ``rank(query, texts, first_scores) -> scores`` (higher first; a var
 give the rest ``-inf``), built by :func:`default_variants` from the levers in
 :mod:`course_lib.optimize`.
 
+``host=True`` (``course-lib bench --host``) also measures the *host path* alone — everything a scorer does
+before the model's forward pass (capping queries, tokenising, counting truncations, padding, tensors) — on
+the same pairs, in pairs per second (:func:`host_bench`): the naive loop's (``CrossEncoder.predict``'s
+preprocessing), the course scorer's as it was before it tokenised once (rebuilt here from the same library
+calls, for the comparison), and the course scorer's now.  A CPU-only machine measures this work too; on a GPU
+it is what sets the pace.
+
 >>> agreement(["a", "b", "c"], ["a", "c", "b"], n=3)
 {'identical': False, 'set_identical': True, 'overlap': 1.0}
 """
@@ -68,7 +75,7 @@ def _time_variant(ds, first, rank: Callable, warmup: int = 1, repeat: int = 1) -
 
 
 def bench(ds, k: int = 30, variants: dict | None = None, first_stage: str = "dense", show_progress: bool = True,
-          naive: Callable | None = None, repeat: int = 1, first: dict | None = None) -> dict:
+          naive: Callable | None = None, repeat: int = 1, first: dict | None = None, host: bool = False) -> dict:
     """The naive loop and each variant on ``ds``'s queries (first-stage top ``k``): one JSON-able dict.
 
     ``first`` is a first-stage run computed elsewhere (``{qid: {doc_id: score}}``, e.g. from
@@ -110,9 +117,68 @@ def bench(ds, k: int = 30, variants: dict | None = None, first_stage: str = "den
                 "top10_set_identical": round(float(np.mean([a["set_identical"] for a in agree])), 3),
                 "top10_overlap": round(float(np.mean([a["overlap"] for a in agree])), 3), "peak_mb": round(mem, 1)}
 
-    return {"dataset": ds.name, "split": ds.split, "k": k, "n_queries": len(first), "repeat": max(1, repeat),
-            "first_stage": first_stage,
-            "machine": machine(), "naive": row("naive"), "variants": [row(n) for n in variants]}
+    out = {"dataset": ds.name, "split": ds.split, "k": k, "n_queries": len(first), "repeat": max(1, repeat),
+           "first_stage": first_stage,
+           "machine": machine(), "naive": row("naive"), "variants": [row(n) for n in variants]}
+    if host:
+        pairs = [(ds.queries[q], ds.doc_text(d)) for q in sorted(first) for d in metrics.ranked(first[q])]
+        out["host"] = host_bench(pairs)
+    return out
+
+
+def _host_before(scorer, pairs) -> int:
+    """The course scorer's host path before it tokenised once, rebuilt from the same library calls: queries
+    capped, every pair tokenised in full to count truncations, then ``CrossEncoder.predict``'s own
+    preprocessing of each batch (which tokenises every pair again, in full, before truncating)."""
+    flat, _, _ = scorer.expand_pairs(pairs)
+    full = scorer.tokenizer([q for q, _ in flat], [t for _, t in flat], truncation=False)["input_ids"]
+    sum(1 for ids in full if len(ids) > scorer.max_length)
+    return _library_host(scorer.model, flat, scorer.batch_size)
+
+
+def _library_host(model, pairs, batch_size: int) -> int:
+    """``CrossEncoder.predict``'s host work without its forward pass: length order, then ``preprocess`` per batch."""
+    order = np.argsort([-(len(q) + len(t)) for q, t in pairs])
+    n = 0
+    for i in range(0, len(order), batch_size):
+        features = model.preprocess([pairs[j] for j in order[i : i + batch_size]])
+        n += len(features["input_ids"])
+    return n
+
+
+def host_bench(pairs, scorer=None, min_seconds: float = 2.0) -> dict:
+    """Pairs per second of the host path alone (no forward pass) on ``pairs``, three ways, in one run:
+
+    * ``naive loop``: ``CrossEncoder.predict``'s preprocessing (tokenise in full, truncate, pad);
+    * ``course scorer, before``: what :class:`~course_lib.scorers.cross_encoder.CrossEncoderScorer` did before
+      it tokenised once (:func:`_host_before`);
+    * ``course scorer``: :meth:`~course_lib.scorers.cross_encoder.CrossEncoderScorer.host_pass`, today's path.
+
+    Each is repeated until ``min_seconds`` have passed (at least twice); the best pass counts.
+    """
+    from course_lib.scorers.cross_encoder import CrossEncoderScorer
+
+    scorer = scorer or CrossEncoderScorer()
+    ways = {"naive loop": lambda: _library_host(scorer.model, pairs, 32),
+            "course scorer, before": lambda: _host_before(scorer, pairs),
+            "course scorer": lambda: scorer.host_pass(pairs)}
+    rows = []
+    for name, fn in ways.items():
+        fn()  # warm-up (first calls build caches)
+        best, spent, runs = float("inf"), 0.0, 0
+        while runs < 2 or spent < min_seconds:
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            best, spent, runs = min(best, dt), spent + dt, runs + 1
+        rows.append({"name": name, "pairs_per_s": round(len(pairs) / best, 1), "ms_per_1000_pairs": round(1000 * best / len(pairs) * 1000, 1)})
+    base = rows[0]["pairs_per_s"]
+    for r in rows:
+        r["vs_naive"] = round(r["pairs_per_s"] / base, 2)
+    import os
+
+    return {"pairs": len(pairs), "max_length": scorer.max_length, "tokenizer_threads": os.environ.get("TOKENIZERS_PARALLELISM", "true"),
+            "rows": rows}
 
 
 def machine() -> str:

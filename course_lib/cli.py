@@ -210,7 +210,7 @@ def _cmd_bench(args) -> int:
 
         first = read_trec(args.run)
     res = bench(ds, k=args.k, variants=default_variants(args.variants), show_progress=True, repeat=args.repeat,
-                first=first)
+                first=first, host=args.host)
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
@@ -221,6 +221,11 @@ def _cmd_bench(args) -> int:
     print(f"{'variant':24s}" + "".join(f"{k[:11]:>12s}" for k in keys))
     for row in [res["naive"], *res["variants"]]:
         print(f"{row['name']:24s}" + "".join(f"{row[k]:12.3f}" if isinstance(row[k], float) else f"{row[k]:>12}" for k in keys))
+    if "host" in res:
+        h = res["host"]
+        print(f"\nhost path alone (no forward pass): {h['pairs']} pairs at max length {h['max_length']}")
+        for row in h["rows"]:
+            print(f"{row['name']:24s}{row['pairs_per_s']:12.1f} pairs/s{row['vs_naive']:8.2f}x the naive loop's")
     return 0
 
 
@@ -339,6 +344,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="replay the query list this many times (a stream where queries come back: what a pair cache is for)")
     b.add_argument("--run", default=None,
                    help="a TREC run file to rerank instead of searching here (e.g. a dense run computed on another machine)")
+    b.add_argument("--host", action="store_true",
+                   help="also measure the host path alone (tokenising, padding: everything but the forward pass)")
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress on stderr)")
     b.set_defaults(func=_cmd_bench)
 

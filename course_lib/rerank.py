@@ -25,21 +25,13 @@ from __future__ import annotations
 import numpy as np
 
 from course_lib.calibration import Calibration
-from course_lib.scorers.base import (  # noqa: F401  (re-exported: the course's first import path)
-    Ranker,
-    Scorer,
-    ScoringStats,
-    confidence_band,
-    rank_results,
-    require_scorer,
-    validate_candidates,
-    validate_query,
-    validate_rank_args,
-)
-from course_lib.scorers.cross_encoder import CrossEncoderScorer, cap_query, weights_fingerprint  # noqa: F401
+from course_lib.scorers.base import Ranker, Scorer, rank_results, require_scorer  # Ranker: re-exported
+from course_lib.scorers.base import validate_candidates, validate_query, validate_rank_args
+from course_lib.scorers.cross_encoder import CrossEncoderScorer
 
+# The names the course first taught from here still import from here.
 __all__ = ["AdvancedReranker", "Scorer", "Ranker", "CrossEncoderScorer", "rank_results", "validate_query",
-           "validate_rank_args", "validate_candidates", "cap_query"]
+           "validate_rank_args", "validate_candidates"]
 
 
 # -- the course's reranker -----------------------------------------------------------------------

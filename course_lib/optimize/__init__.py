@@ -27,14 +27,7 @@ Example
 from course_lib.optimize.evaluation import pre_filter_sweep, quality_at_k
 from course_lib.optimize.levels import LEVELS_FILE, OptimizedReranker, measured_levels
 from course_lib.optimize.levers import Lever, adaptive_k, jaccard, pre_filter, pre_filter_positions, small_reranker_path
-from course_lib.optimize.registry import (
-    ADAPTIVE_MARGIN,
-    BENCH_VARIANTS,
-    adaptive_rank,
-    bench_variants,
-    naive_rank,
-    scorer_rank,
-)
+from course_lib.optimize.registry import ADAPTIVE_MARGIN, BENCH_VARIANTS, adaptive_rank, bench_variants, naive_rank, scorer_rank
 from course_lib.scorers.cascade import CascadeScorer
 from course_lib.scorers.token_budget import TokenBudgetScorer
 

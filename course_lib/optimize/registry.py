@@ -52,7 +52,7 @@ def adaptive_rank(scorer: Scorer, margin: float, k_min: int = 5):
     return rank
 
 
-BENCH_VARIANTS = ("balanced level", "speed level", "token budget", "max length 128", "bf16 autocast", "fp16 autocast", "adaptive K",
+BENCH_VARIANTS = ("course scorer", "balanced level", "speed level", "token budget", "max length 128", "bf16 autocast", "fp16 autocast", "adaptive K",
                   "pair cache", "distilled", "cascade", "distilled + adaptive K", "onnx fp32", "onnx int8", "onnx selective")
 
 
@@ -79,6 +79,8 @@ def bench_variants(names=None, device: str = "cpu", cascade_top: int = 10, adapt
             except FileNotFoundError:
                 continue
             out[f"{n}: {name}"] = adaptive_rank(scorer, m) if m is not None else scorer_rank(scorer)
+        elif n == "course scorer":  # the full model through the course's scorer: its host path, the same logits
+            out[n] = scorer_rank(full)
         elif n == "token budget":
             out[n] = scorer_rank(TokenBudgetScorer(full))
         elif n == "max length 128":

@@ -24,6 +24,7 @@ import numpy as np
 
 from course_lib.calibration import Calibration
 from course_lib.scorers.base import Scorer, ScoringStats
+from course_lib.scorers.pair_encoding import PairEncoder
 
 __all__ = ["CrossEncoderScorer", "cap_query", "weights_fingerprint"]
 
@@ -73,10 +74,16 @@ class CrossEncoderScorer(Scorer):
         autocast: ``"bf16"`` to score under bfloat16 autocast (fast only on hardware with bf16
             units), ``"fp16"`` under float16 autocast (a GPU's fast path; CUDA only), None for the
             model's own precision.
+        prefetch: prepare the next batch in a producer thread while the model runs this one (None: on
+            when the model is on an accelerator).  The logits do not depend on it.
+
+    The host path (:mod:`course_lib.scorers.pair_encoding`): each pair is tokenised once, long passages are cut
+    before tokenising (same ids), truncations are counted from the same encoding, and the batches are the
+    ones ``CrossEncoder.predict`` would make, so the logits are the library's to the bit.
     """
 
     SETTINGS = ("max_length", "batch_size", "max_query_tokens", "long_documents", "window_stride",
-                "calibration", "show_progress", "autocast")
+                "calibration", "show_progress", "autocast", "prefetch")
 
     def __init__(
         self,
@@ -89,6 +96,7 @@ class CrossEncoderScorer(Scorer):
         calibration: Calibration | None = None,
         show_progress: bool = False,
         autocast: str | None = None,
+        prefetch: bool | None = None,
     ):
         from course_lib.models import load_reranker
 
@@ -117,6 +125,9 @@ class CrossEncoderScorer(Scorer):
         self.calibration = calibration or Calibration()
         self.show_progress = show_progress
         self.autocast = autocast
+        # tokenise the next batch while the model runs this one: pays where the model runs elsewhere (a GPU);
+        # on a CPU the two would share the same cores
+        self.prefetch = (str(model.device).split(":")[0] != "cpu") if prefetch is None else bool(prefetch)
         self.last_stats = ScoringStats()
         self._model_max = model_max
 
@@ -183,32 +194,105 @@ class CrossEncoderScorer(Scorer):
             starts.append(len(ids) - room)
         return [self.tokenizer.decode(ids[s : s + room]) for s in starts]
 
-    def _predict(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+    # -- the host path and the forward pass ------------------------------------------------------
+    def _encoder(self):
+        """The :class:`~course_lib.scorers.pair_encoding.PairEncoder` for this max length (shared by every
+        scorer on the model), or None for a model without a fast tokenizer."""
+        cache = self.model.__dict__.setdefault("_course_pair_encoders", {})
+        if self.max_length not in cache:
+            try:
+                cache[self.max_length] = PairEncoder(self.tokenizer, self.max_length)
+            except TypeError:
+                cache[self.max_length] = None
+        return cache[self.max_length]
+
+    def _uses_features(self) -> bool:
+        """Whether the model takes ready features (a sentence-transformers CrossEncoder with a fast tokenizer)."""
+        return self._encoder() is not None and callable(getattr(self.model, "preprocess", None))
+
+    def _batches(self, flat: list[tuple[str, str]]) -> list[np.ndarray]:
+        """Positions of ``flat`` in scoring batches: longest first by characters, ``batch_size`` at a time —
+        the order and batches ``CrossEncoder.predict`` makes, so the logits are the same to the bit."""
+        order = np.argsort([-(len(q) + len(t)) for q, t in flat])
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def _prepared(self, flat: list[tuple[str, str]], batches: list[np.ndarray], ahead: bool):
+        """``(positions, tensors, truncated)`` per batch: tokenised once, padded, as torch tensors (pinned on
+        CUDA).  With ``ahead`` a producer thread prepares the next batch while the caller runs this one."""
+        import torch
+
+        encoder, queries = self._encoder(), {}
+        pin = str(self.model.device).startswith("cuda")
+
+        def make(idx):
+            rows, truncated = encoder.encode([flat[i] for i in idx], queries)
+            tensors = {k: torch.from_numpy(v) for k, v in encoder.features(rows).items()}
+            if pin:
+                tensors = {k: v.pin_memory() for k, v in tensors.items()}
+            return idx, tensors, sum(truncated)
+
+        if not ahead or len(batches) < 2:
+            yield from (make(b) for b in batches)
+            return
+        yield from _ahead(make, batches)
+
+    def _autocast(self):
         import contextlib
 
+        import torch
+
+        if self.autocast == "bf16":
+            from course_lib.models import autocast
+
+            return autocast(str(self.model.device).split(":")[0])
+        if self.autocast == "fp16":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def _predict(self, flat: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
+        """Raw logits of already-capped pairs, and how many had more than ``max_length`` tokens."""
+        import torch
+
+        if not self._uses_features():
+            return self._predict_with_library(flat)
+        out = np.empty(len(flat), dtype=np.float32)
+        batches = self._batches(flat)
+        n_truncated = 0
+        device = self.model.device
+        self.model.eval()  # a model fine-tuned in this process may still be in training mode
+        steps = _progress(self._prepared(flat, batches, ahead=self.prefetch), len(batches), self.show_progress)
+        with torch.inference_mode(), self._autocast():
+            for idx, tensors, truncated in steps:
+                features = {k: v.to(device, non_blocking=True) for k, v in tensors.items()}
+                features["modality"] = "text"
+                scores = self.model(features)["scores"]
+                if torch.is_floating_point(scores) and torch.finfo(scores.dtype).bits < 32:
+                    scores = scores.float()  # as CrossEncoder.predict: upcast before anything else
+                out[idx] = scores.reshape(len(idx), -1)[:, 0].cpu().numpy()
+                n_truncated += truncated
+        return out, n_truncated
+
+    def _predict_with_library(self, flat: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
+        """``CrossEncoder.predict`` (models without a fast tokenizer): the library's host path."""
         import torch
 
         kwargs = {}
         if self.max_length != self._model_max:  # per call: the shared model is never changed
             kwargs["processing_kwargs"] = {"text": {"max_length": self.max_length}}
-        ctx = contextlib.nullcontext()
-        if self.autocast == "bf16":
-            from course_lib.models import autocast
+        enc = self.tokenizer([q for q, _ in flat], [t for _, t in flat], truncation=False)["input_ids"]
+        n_truncated = sum(1 for ids in enc if len(ids) > self.max_length)
+        with self._autocast():
+            out = self.model.predict(flat, batch_size=self.batch_size, activation_fn=torch.nn.Identity(),
+                                     convert_to_numpy=True, show_progress_bar=self.show_progress, **kwargs)
+        return np.asarray(out, dtype=np.float32).reshape(-1), n_truncated
 
-            ctx = autocast(str(self.model.device).split(":")[0])
-        elif self.autocast == "fp16":
-            ctx = torch.autocast("cuda", dtype=torch.float16)
-        with ctx:
-            # CrossEncoder.predict sorts pairs by length itself, so batches carry little padding
-            out = self.model.predict(
-                pairs,
-                batch_size=self.batch_size,
-                activation_fn=torch.nn.Identity(),
-                convert_to_numpy=True,
-                show_progress_bar=self.show_progress,
-                **kwargs,
-            )
-        return np.asarray(out, dtype=np.float32).reshape(-1)
+    def host_pass(self, pairs: Sequence[tuple[str, str]]) -> int:
+        """Everything :meth:`score_pairs` does before the model but the forward pass itself — capping,
+        tokenising, padding, tensors — for ``course-lib bench --host``; returns the rows prepared."""
+        flat, _, _ = self.expand_pairs(pairs)
+        if not self._uses_features():
+            raise TypeError("host_pass needs a sentence-transformers CrossEncoder with a fast tokenizer")
+        return sum(len(idx) for idx, _, _ in self._prepared(flat, self._batches(flat), ahead=False))
 
     def expand_pairs(self, pairs, max_query_tokens: int | None = None, long_documents: str | None = None):
         """The pairs a model actually scores: queries capped, and with ``"maxp"`` each passage cut into
@@ -240,11 +324,62 @@ class CrossEncoderScorer(Scorer):
             self.last_stats = ScoringStats(pairs=0)
             return np.zeros(0, dtype=np.float32)
         flat, owner, stats = self.expand_pairs(pairs)
-        if self.long_documents == "truncate":
-            enc = self.tokenizer([q for q, _ in flat], [t for _, t in flat], truncation=False)["input_ids"]
-            stats.truncated = sum(1 for ids in enc if len(ids) > self.max_length)
-        flat_logits = self._predict(flat)
+        flat_logits, n_truncated = self._predict(flat)
+        if self.long_documents == "truncate":  # windows never are: each fits max_length
+            stats.truncated = n_truncated
         out = np.full(len(pairs), -np.inf, dtype=np.float32)
         np.maximum.at(out, np.asarray(owner), flat_logits)
         self.last_stats = stats
         return out
+
+
+def _progress(steps, total: int, show: bool):
+    if not show:
+        return steps
+    from tqdm.auto import tqdm
+
+    return tqdm(steps, total=total, desc="Batches")
+
+
+def _ahead(make, items, depth: int = 2):
+    """``make(item)`` for each item, computed by a producer thread up to ``depth`` items ahead of the
+    consumer; an exception in the producer is raised in the consumer, and a consumer that stops early
+    stops the producer."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def send(message) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if stop.is_set() or not send(("ok", make(item))):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            send(("error", exc))
+            return
+        send(("ok", done))
+
+    thread = threading.Thread(target=produce, name="pair-encoder", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "error":
+                raise value
+            if value is done:
+                return
+            yield value
+    finally:
+        stop.set()

@@ -192,38 +192,23 @@ class OnnxScorer(Scorer):
         return self._fingerprint
 
     def _run(self, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
-        """Logits of already-capped pairs, and how many pairs were cut to ``max_length``."""
-        tok = self.tokenizer
-        qs, ts = [q for q, _ in pairs], [t for _, t in pairs]
-        full = tok(qs, ts, truncation=False)
-        rows = {n: list(full[n]) for n in self.input_names}
-        over = [i for i, ids in enumerate(rows["input_ids"]) if len(ids) > self.max_length]
-        if over:
-            cut = tok([qs[i] for i in over], [ts[i] for i in over], truncation="longest_first",
-                      max_length=self.max_length)
-            for n in self.input_names:
-                for j, i in enumerate(over):
-                    rows[n][i] = cut[n][j]
-        lengths = np.fromiter((len(ids) for ids in rows["input_ids"]), dtype=np.int64, count=len(pairs))
+        """Logits of already-capped pairs, and how many pairs were cut to ``max_length``.
+
+        Each pair is tokenised once (the base scorer's :class:`~course_lib.scorers.pair_encoding.PairEncoder`:
+        the tokenizer's own ``longest_first`` ids), then batched longest first by tokens."""
+        encoder = self.base._encoder()
+        if encoder is None:
+            raise TypeError("OnnxScorer needs a model with a fast tokenizer")
+        rows, truncated = encoder.encode(pairs)
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(pairs))
         order = np.argsort(-lengths, kind="stable")
-        pad = {"input_ids": tok.pad_token_id or 0, "attention_mask": 0, "token_type_ids": 0}
-        right = getattr(tok, "padding_side", "right") != "left"
         out = np.empty(len(pairs), dtype=np.float32)
         for start in range(0, len(pairs), self.batch_size):
             idx = order[start:start + self.batch_size]
-            width = int(lengths[idx].max())
-            feed = {}
-            for n in self.input_names:
-                arr = np.full((len(idx), width), pad[n], dtype=np.int64)
-                for r, i in enumerate(idx):
-                    seq = rows[n][i]
-                    if right:
-                        arr[r, :len(seq)] = seq
-                    else:
-                        arr[r, width - len(seq):] = seq
-                feed[n] = arr
+            features = encoder.features([rows[i] for i in idx])
+            feed = {n: features[n] for n in self.input_names}
             out[idx] = self.session.run(["logits"], feed)[0].reshape(-1)
-        return out, len(over)
+        return out, sum(truncated)
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Raw logits of (query, text) pairs, in input order."""

@@ -43,7 +43,10 @@ from course_lib.service.core import RequestError, RequestTooLarge, ScalableReran
 
 @dataclass(frozen=True)
 class Limits:
-    """Request limits: beyond them the answer is 413 (payload too large)."""
+    """Request limits.  Beyond ``max_candidates``, ``max_query_chars`` or ``max_body_bytes`` the answer is 413
+    (payload too large).  A passage longer than ``max_passage_chars`` is not refused: it is cut there (at a
+    space) and its id listed in the answer's ``truncated`` — the model reads only a pair's first ``max_length``
+    tokens (a few hundred words) anyway, so the cut changes no score and bounds the work."""
 
     max_candidates: int = 200
     max_passage_chars: int = 8_000
@@ -159,17 +162,20 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
     async def rerank(body: RerankBody):
         cands = [c.model_dump(exclude_none=True) for c in body.candidates]
         check_sizes(body.query, cands)
+        cands, cut = cut_long_passages(limits, cands)
         req = {"id": None, "query": body.query, "candidates": cands, "top_k": body.top_k}
         if body.deadline_ms is not None:
             req["deadline_ms"] = body.deadline_ms
         out = await run(req)
         out.pop("request_id", None)
+        if cut:
+            out["truncated"] = cut  # passages cut to max_passage_chars: reported, not refused
         return JSONResponse(out)  # plain JSON: no second pass through FastAPI's encoder
 
     async def search_route(body: SearchBody):
         check_sizes(body.query, [])
         hits = await asyncio.to_thread(search.retrieve, body.query, body.k)  # off the event loop
-        cands = [{"id": h["id"], "text": h["text"], "score": h["score"]} for h in hits]
+        cands, _ = cut_long_passages(limits, [{"id": h["id"], "text": h["text"], "score": h["score"]} for h in hits])
         req = {"id": None, "query": body.query, "candidates": cands, "top_k": body.m}
         if body.deadline_ms is not None:
             req["deadline_ms"] = body.deadline_ms
@@ -266,10 +272,28 @@ def size_message(limits: Limits, query: str, candidates) -> str | None:
         return f"query of {len(query)} characters exceeds the limit of {limits.max_query_chars}"
     if len(candidates) > limits.max_candidates:
         return f"{len(candidates)} candidates exceed the limit of {limits.max_candidates} per request"
-    for i, c in enumerate(candidates):
-        if len(c["text"]) > limits.max_passage_chars:
-            return f"candidates.{i}.text has {len(c['text'])} characters; the limit is {limits.max_passage_chars}"
     return None
+
+
+def cut_long_passages(limits: Limits, candidates: list[dict]) -> tuple[list[dict], list[str]]:
+    """Candidates whose text is longer than ``limits.max_passage_chars`` cut there (at the last space before
+    it, when there is one), as new dicts; returns ``(candidates, ids of those cut)``.
+
+    >>> cands, cut = cut_long_passages(Limits(max_passage_chars=10), [{"id": "a", "text": "short"},
+    ...                                                              {"id": "b", "text": "one two three four"}])
+    >>> [c["text"] for c in cands], cut
+    (['short', 'one two'], ['b'])
+    """
+    out, cut = [], []
+    for c in candidates:
+        text = c["text"]
+        if len(text) > limits.max_passage_chars:
+            head = text[: limits.max_passage_chars]
+            space = head.rfind(" ")
+            c = {**c, "text": head[:space] if space > 0 else head}
+            cut.append(c.get("id"))
+        out.append(c)
+    return out, cut
 
 
 def size_error(limits: Limits, query: str, candidates) -> JSONResponse | None:

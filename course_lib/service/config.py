@@ -54,12 +54,15 @@ _HELP = {
     "batching": "merge concurrent requests into one model pass (micro-batching)",
     "max_wait_ms": "how long a batch waits for more requests",
     "max_batch_pairs": "pairs per model pass at most",
+    "max_batch_tokens": "a model pass takes no more requests once it holds this many estimated tokens "
+                        "(default: 65536 on a GPU, no token limit on a CPU)",
     "cache_size": "pair-cache entries (0 = no cache)",
     "cache_ttl_s": "seconds a cached pair score stays valid",
     "max_queue_pairs": "pairs allowed to wait before 503",
     "default_deadline_ms": "deadline of a request that sends none (default: none)",
     "replicas": "Ray Serve replicas (with --ray)",
     "log_level": "uvicorn's log level",
+    "tokenizer_threads": "let the tokenizer use every core (safe in a server process that forks no workers)",
 }
 
 
@@ -74,12 +77,14 @@ class ServiceConfig:
     batching: bool = True
     max_wait_ms: float = 5.0
     max_batch_pairs: int = 256
+    max_batch_tokens: int | None = None
     cache_size: int = 10_000
     cache_ttl_s: float | None = 3600.0
     max_queue_pairs: int = 4096
     default_deadline_ms: float | None = None
     replicas: int = 2
     log_level: str = "warning"
+    tokenizer_threads: bool = True
 
     def __post_init__(self):
         for name in ("max_batch_pairs", "max_queue_pairs", "replicas"):
@@ -87,6 +92,8 @@ class ServiceConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be at least 1, got {self.max_batch_tokens}")
         if self.cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {self.cache_size}")
         if not 0 < int(self.port) < 65536:
@@ -98,7 +105,8 @@ class ServiceConfig:
 
     def engine_kwargs(self) -> dict:
         """The keyword arguments of :class:`~course_lib.service.core.ScalableRerankingService` this config sets."""
-        return dict(max_batch_pairs=self.max_batch_pairs, max_wait_ms=self.max_wait_ms, cache_size=self.cache_size,
+        return dict(max_batch_pairs=self.max_batch_pairs, max_batch_tokens=self.max_batch_tokens or "auto",
+                    max_wait_ms=self.max_wait_ms, cache_size=self.cache_size,
                     cache_ttl_s=self.cache_ttl_s, max_queue_pairs=self.max_queue_pairs, batching=self.batching,
                     default_deadline_ms=self.default_deadline_ms)
 
@@ -115,10 +123,14 @@ class ServiceConfig:
             if f.name == "batching":
                 parser.add_argument("--no-batching", dest="batching", action="store_false",
                                     help="one request per model pass (the baseline)")
+            elif f.name == "tokenizer_threads":
+                parser.add_argument("--no-tokenizer-threads", dest="tokenizer_threads", action="store_false",
+                                    help="tokenise on one thread (TOKENIZERS_PARALLELISM=false)")
             elif isinstance(default, bool):
                 parser.add_argument(flag, action="store_true", help=_HELP[f.name])
             else:
-                kind = {"port": int, "max_batch_pairs": int, "cache_size": int, "max_queue_pairs": int, "replicas": int,
+                kind = {"port": int, "max_batch_pairs": int, "max_batch_tokens": int, "cache_size": int,
+                        "max_queue_pairs": int, "replicas": int,
                         "max_wait_ms": float, "cache_ttl_s": float, "default_deadline_ms": float}.get(f.name, str)
                 parser.add_argument(flag, type=kind, default=default, help=_HELP[f.name])
 

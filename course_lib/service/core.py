@@ -114,10 +114,22 @@ class _Job:
     texts: list[str]
     future: asyncio.Future
     pairs: int = field(init=False)
+    tokens: int = 0  # estimated tokens the model reads (for a token-budget batcher)
     queued: bool = True  # counted in the service's queued_pairs
 
     def __post_init__(self):
         self.pairs = len(self.texts)
+
+
+def estimated_tokens(query: str, texts: list[str], max_length: int) -> int:
+    """Tokens a model reads for these pairs, estimated from characters (about four a token in English),
+    each pair capped at ``max_length``: what a token-budget batcher adds up (no tokenising on the event loop).
+
+    >>> estimated_tokens("a query", ["short", "x" * 10_000], max_length=192)
+    197
+    """
+    q = len(query) // 4 + 3
+    return sum(min(max_length, q + len(t) // 4) for t in texts)
 
 
 def _first_stage_order(candidates: list[dict], top_k: int | None) -> list[dict]:
@@ -137,8 +149,13 @@ class ScalableRerankingService:
     Args:
         model_path: None (the course reranker) or any name/path ``load_reranker`` accepts.
         scorer: a loaded :class:`~course_lib.rerank.Scorer` to use instead of ``model_path``.
-        max_batch_size: pairs per forward pass (for a scorer built here).
+        max_batch_size: pairs per forward pass for a scorer built here (None: ``max_batch_pairs``, so that a
+            micro-batch is one padded batch).
         max_batch_pairs: pairs merged into one scoring call at most.
+        max_batch_tokens: a scoring call takes no more requests once it holds this many tokens (estimated by
+            :func:`estimated_tokens`);
+            ``"auto"``: 65,536 on a GPU, where a batch's cost follows its tokens, and no token limit on a CPU;
+            None: pairs only.
         max_wait_ms: how long the first waiting request waits for others to join its batch.
         cache_size, cache_ttl_s: the pair cache (LRU, optional time to live); ``cache_size=0`` turns it off.
         max_queue_pairs: pairs allowed to wait; beyond it, :class:`ServiceBusy`.
@@ -151,8 +168,9 @@ class ScalableRerankingService:
             below this share of its time budget; otherwise it gets the fallback at once.
     """
 
-    def __init__(self, model_path=None, max_batch_size: int = 64, cache_size: int = 10_000, scorer: Scorer | None = None,
-                 *, max_batch_pairs: int = 256, max_wait_ms: float = 5.0, cache_ttl_s: float | None = 3600.0,
+    def __init__(self, model_path=None, max_batch_size: int | None = None, cache_size: int = 10_000,
+                 scorer: Scorer | None = None, *, max_batch_pairs: int = 256, max_batch_tokens: int | str | None = "auto",
+                 max_wait_ms: float = 5.0, cache_ttl_s: float | None = 3600.0,
                  max_queue_pairs: int = 4096, batching: bool = True, default_deadline_ms: float | None = None,
                  deadline_margin_ms: float = 100.0, admission_fraction: float = 0.6):
         require_scorer(scorer, optional=True)
@@ -161,7 +179,14 @@ class ScalableRerankingService:
                 raise ValueError(f"{name} must be at least 1, got {v}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
-        self.scorer = scorer if scorer is not None else CrossEncoderScorer(model_path, batch_size=max_batch_size)
+        self.scorer = scorer if scorer is not None else CrossEncoderScorer(model_path, batch_size=max_batch_size or max_batch_pairs)
+        self.max_length = int(getattr(self.scorer, "max_length", 512) or 512)
+        on_gpu = str(getattr(getattr(self.scorer, "model", None), "device", "cpu")).startswith("cuda")
+        if max_batch_tokens == "auto":
+            max_batch_tokens = 65_536 if on_gpu else None
+        if max_batch_tokens is not None and int(max_batch_tokens) < self.max_length:
+            raise ValueError(f"max_batch_tokens must hold one full pair ({self.max_length} tokens), got {max_batch_tokens}")
+        self.max_batch_tokens = None if max_batch_tokens is None else int(max_batch_tokens)
         self.fingerprint = self.scorer.fingerprint() or f"unnamed-{id(self.scorer)}"
         # keyed by the scorer's fingerprint (its weights in memory), the query and the passage
         self.cache = LRUScoreCache(cache_size, model_id=self.fingerprint, ttl_s=cache_ttl_s) if cache_size > 0 else None
@@ -229,10 +254,10 @@ class ScalableRerankingService:
         first = await self._queue.get()
         if first is None:
             return None
-        batch, pairs = [first], first.pairs
+        batch, pairs, tokens = [first], first.pairs, first.tokens
         if self.batching:
             until = time.monotonic() + self.max_wait_s
-            while pairs < self.max_batch_pairs:
+            while pairs < self.max_batch_pairs and (self.max_batch_tokens is None or tokens < self.max_batch_tokens):
                 try:
                     job = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
@@ -248,6 +273,7 @@ class ScalableRerankingService:
                     break
                 batch.append(job)
                 pairs += job.pairs
+                tokens += job.tokens
         for job in batch:
             self._dequeue(job)
         return batch
@@ -362,7 +388,8 @@ class ScalableRerankingService:
             # the rate measured a moment ago (the same cores also serve the HTTP traffic)
             if expected is not None and expected > self.admission_fraction * budget_s:
                 return self._degraded(rid, cands, top_k, f"expected wait {expected * 1000:.0f} ms would miss the deadline of {deadline_ms:.0f} ms")
-        job = _Job(query, [c["text"] for c in cands], self._loop.create_future())
+        texts = [c["text"] for c in cands]
+        job = _Job(query, texts, self._loop.create_future(), tokens=estimated_tokens(query, texts, self.max_length))
         self.queued_pairs += job.pairs
         self._queue.put_nowait(job)
         try:

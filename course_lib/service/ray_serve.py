@@ -40,7 +40,7 @@ def build_app(config: ServiceConfig = ServiceConfig(), max_batch_size: int = 16,
     from fastapi import Depends, FastAPI
     from ray import serve
 
-    from course_lib.service.app import Limits, RerankBody, install_errors, key_checker, size_error
+    from course_lib.service.app import Limits, RerankBody, cut_long_passages, install_errors, key_checker, size_error
 
     limits = limits or Limits()
     api = FastAPI(title="course_lib reranking service (Ray Serve)", dependencies=[Depends(key_checker(api_key))])
@@ -72,11 +72,12 @@ def build_app(config: ServiceConfig = ServiceConfig(), max_batch_size: int = 16,
             err = size_error(limits, body.query, cands)
             if err is not None:
                 return err
+            cands, cut = cut_long_passages(limits, cands)
             if not cands:
                 return {"results": [], "degraded": False}
             logits = await self.score((body.query, [c["text"] for c in cands]))
             ranked = rank_results(cands, logits, self.scorer.probabilities(logits), top_k=body.top_k)
-            return {"results": ranked, "degraded": False}
+            return {"results": ranked, "degraded": False, **({"truncated": cut} if cut else {})}
 
         @api.get("/health")
         async def health(self):

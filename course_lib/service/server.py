@@ -74,6 +74,9 @@ def run_server(config: ServiceConfig = ServiceConfig(), *, first_stage=None) -> 
     from course_lib.service.core import ScalableRerankingService
 
     key = config.resolved_api_key()
+    # A server process forks no workers, so the tokenizer may use every core (the course's policy turns its
+    # threads off by default, for notebooks and tests that fork).
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if config.tokenizer_threads else "false"
     service = ScalableRerankingService.from_config(config)
     app = create_app(service, search=first_stage if first_stage is not None else course_first_stage(), api_key=key)
     uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level, timeout_graceful_shutdown=30)

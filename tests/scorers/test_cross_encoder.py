@@ -89,3 +89,43 @@ def test_configured_max_length_matches_a_model_loaded_with_that_max_length(cours
     assert not np.allclose(full, a, atol=1e-3)  # the setting took effect
     direct = course_scorer.model.predict(LONG_PAIRS, activation_fn=torch.nn.Identity())
     np.testing.assert_allclose(full, np.asarray(direct, dtype=np.float32), atol=1e-4)
+
+
+def test_the_host_path_gives_the_librarys_logits_to_the_bit_and_the_same_truncation_counts(course_scorer, course_ds):
+    """Tokenising once, cutting long passages and preparing batches ahead change no logit."""
+    import random
+
+    rng = random.Random(3)
+    docs = sorted(course_ds.corpus)
+    long_text = " ".join(course_ds.doc_text(d) for d in docs[:8])
+    pairs = [(course_ds.queries[q], rng.choice([course_ds.doc_text(rng.choice(docs)), long_text]))
+             for q in sorted(course_ds.queries)[:12] for _ in range(6)] + [("x " * 100, "short"), ("q", "")]
+    for scorer in (course_scorer, course_scorer.configured(max_length=64), course_scorer.configured(prefetch=True)):
+        got = scorer.score_pairs(pairs)
+        flat, _, _ = scorer.expand_pairs(pairs)
+        ref, n_truncated = scorer._predict_with_library(flat)  # CrossEncoder.predict, as the scorer used to call it
+        assert np.array_equal(got, ref)
+        assert scorer.last_stats.truncated == n_truncated > 0
+    assert course_scorer.host_pass(pairs) == len(pairs)
+
+
+def test_a_failing_producer_fails_the_caller_and_a_caller_that_stops_stops_it():
+    import pytest
+
+    from course_lib.scorers.cross_encoder import _ahead
+
+    def make(i):
+        if i == 3:
+            raise ValueError("bad batch 3")
+        return i * 10
+
+    with pytest.raises(ValueError, match="bad batch 3"):
+        list(_ahead(make, range(6)))
+    made = []
+    gen = _ahead(lambda i: made.append(i) or i, range(1000), depth=2)
+    assert next(gen) == 0
+    gen.close()  # the consumer stops early
+    import time
+
+    time.sleep(0.3)
+    assert len(made) < 10  # the producer stopped instead of making all 1000

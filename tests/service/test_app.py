@@ -42,9 +42,11 @@ def test_malformed_requests_are_422_naming_the_field(client, body, field):
 def test_oversized_requests_are_413(client):
     many = {"query": "q", "candidates": [{"id": str(i), "text": "x"} for i in range(6)]}
     assert client.post("/rerank", json=many).status_code == 413
-    long = {"query": "q", "candidates": [{"id": "a", "text": "x" * 101}]}
-    r = client.post("/rerank", json=long)
-    assert r.status_code == 413 and "candidates.0.text" in r.json()["message"]
+    long = {"query": "q", "candidates": [{"id": "a", "text": "x " * 60}, {"id": "b", "text": "short"}]}
+    r = client.post("/rerank", json=long)  # a long passage is cut and reported, not refused
+    assert r.status_code == 200 and r.json()["truncated"] == ["a"]
+    assert [len(x["text"]) <= 100 for x in r.json()["results"]] == [True, True]
+    assert "truncated" not in client.post("/rerank", json=BODY).json()
     big = client.post("/rerank", content=b"{" + b" " * 6000 + b"}", headers={"content-type": "application/json"})
     assert big.status_code == 413 and "body" in big.json()["message"]
 

@@ -181,3 +181,23 @@ def test_cache_is_keyed_by_scorer_fingerprint_query_and_passage(overlap_scorer):
     assert svc.stats["cache_hits"] == 1
     assert svc.cache.model_id == overlap_scorer.fingerprint()
     assert a["results"][0]["text"] == "paris capital"
+
+
+def test_a_token_budget_caps_what_one_pass_merges(overlap_scorer):
+    """On a GPU a batch's cost follows its tokens: with a token budget, long passages go fewer to a pass."""
+    from course_lib.service.core import estimated_tokens
+
+    slow = SlowScorer(overlap_scorer, delay=0.05)
+    long_text = "capital of france " * 200  # each pair is read to the scorer's cap (512 tokens here: no max_length)
+    svc = ScalableRerankingService(scorer=slow, max_wait_ms=50, cache_size=0, max_batch_tokens=1100)
+    assert svc.max_batch_tokens == 1100 and estimated_tokens("q", [long_text], svc.max_length) == svc.max_length
+    reqs = [_req(f"r{i}", f"query {i}", [long_text]) for i in range(4)]
+
+    async def go():
+        return await asyncio.gather(*(svc.rerank(r) for r in reqs))
+
+    asyncio.run(go())
+    assert [len(c) for c in slow.calls] == [3, 1]  # 3 x 512 estimated tokens reach the budget, the fourth waits
+    assert ScalableRerankingService(scorer=overlap_scorer).max_batch_tokens is None  # "auto" on a CPU: pairs only
+    with pytest.raises(ValueError, match="one full pair"):
+        ScalableRerankingService(scorer=overlap_scorer, max_batch_tokens=10)
