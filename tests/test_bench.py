@@ -10,7 +10,8 @@ BENCH = ROOT / "eval_cache" / "bench"
 
 
 @pytest.mark.parametrize("name", ["scifact-test-k30-q50.json", "course-k30.json", "scifact-test-k30-q50-repeat2.json",
-                                  "scifact-test-k30-q50-h200.json", "scifact-test-k30-q50-onnx.json"])
+                                  "scifact-test-k30-q50-h200.json", "scifact-test-k30-q50-onnx.json",
+                                  "scifact-test-k30-q50-host.json"])
 def test_shipped_bench_records_have_every_field(name):
     res = json.loads((BENCH / name).read_text())
     assert {"dataset", "split", "k", "n_queries", "naive", "variants", "machine"} <= set(res)
@@ -103,3 +104,23 @@ def test_bench_repeat_replays_the_stream_and_a_pair_cache_scores_each_pair_once(
     # warm-up (1 query, never primes the cache) + each of 3 queries' 4 pairs once, not three times
     assert len(seen) == 4 + 3 * 4 and len(set(seen)) == len(seen)
     assert res["variants"][0]["pairs_per_s"] > 0
+
+
+def test_shipped_host_record_names_its_three_ways():
+    res = json.loads((BENCH / "scifact-test-k30-q50-host.json").read_text())
+    rows = {r["name"]: r for r in res["host"]["rows"]}
+    assert set(rows) == {"naive loop", "course scorer, before", "course scorer"} and res["host"]["max_length"] == 192
+    assert rows["naive loop"]["vs_naive"] == 1.0 and all(r["pairs_per_s"] > 0 for r in rows.values())
+
+
+def test_host_bench_runs_every_way_on_the_same_pairs(course_scorer, monkeypatch):
+    from course_lib import bench as bench_module
+
+    seen = []
+    real = course_scorer.host_pass
+    monkeypatch.setattr(course_scorer, "host_pass", lambda pairs: seen.append(len(pairs)) or real(pairs))
+    pairs = [("what is a cat", "a cat is a small mammal " * 60), ("q", "short")] * 3
+    res = bench_module.host_bench(pairs, scorer=course_scorer, min_seconds=0.0)
+    assert [r["name"] for r in res["rows"]] == ["naive loop", "course scorer, before", "course scorer"]
+    assert res["pairs"] == 6 and set(seen) == {6} and len(seen) >= 3  # warm-up and at least two timed passes
+    assert bench_module._library_host(course_scorer.model, pairs, 4) == 6 == bench_module._host_before(course_scorer, pairs)
