@@ -30,7 +30,7 @@ above are stage 5's).
 
 Example
 -------
->>> from course_lib.onnx_scorer import OnnxScorer          # doctest: +SKIP
+>>> from course_lib.scorers import OnnxScorer              # doctest: +SKIP
 >>> fast = OnnxScorer(precision="selective")              # doctest: +SKIP
 >>> logits = fast.score("Where is the Eiffel Tower?",
 ...                     ["The Eiffel Tower is in Paris.", "Photosynthesis needs light."])  # doctest: +SKIP
