@@ -29,6 +29,7 @@ it is what sets the pace.
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -132,7 +133,7 @@ def _host_before(scorer, pairs) -> int:
     preprocessing of each batch (which tokenises every pair again, in full, before truncating)."""
     flat, _, _ = scorer.expand_pairs(pairs)
     full = scorer.tokenizer([q for q, _ in flat], [t for _, t in flat], truncation=False)["input_ids"]
-    sum(1 for ids in full if len(ids) > scorer.max_length)
+    _truncated = sum(1 for ids in full if len(ids) > scorer.max_length)  # what the first tokenisation was for
     return _library_host(scorer.model, flat, scorer.batch_size)
 
 
@@ -175,15 +176,12 @@ def host_bench(pairs, scorer=None, min_seconds: float = 2.0) -> dict:
     base = rows[0]["pairs_per_s"]
     for r in rows:
         r["vs_naive"] = round(r["pairs_per_s"] / base, 2)
-    import os
-
     return {"pairs": len(pairs), "max_length": scorer.max_length, "tokenizer_threads": os.environ.get("TOKENIZERS_PARALLELISM", "true"),
             "rows": rows}
 
 
 def machine() -> str:
     """One line naming what the timings were measured on (CPU cores, torch, device)."""
-    import os
     import platform
 
     import torch

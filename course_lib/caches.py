@@ -228,11 +228,15 @@ class ScoreCache:
                 self.data = json.load(fh)
 
     @classmethod
+    def for_fingerprint(cls, fingerprint: str, collection: str) -> "ScoreCache":
+        """The cache of the model named ``fingerprint`` on ``collection`` (shipped scores read, new ones written
+        to :func:`cache_dir`)."""
+        return cls(cache_dir() / "scores" / f"{fingerprint}-{collection}.json.gz")
+
+    @classmethod
     def for_scorer(cls, scorer, collection: str) -> "ScoreCache | None":
         fp = scorer.fingerprint()
-        if fp is None:
-            return None
-        return cls(cache_dir() / "scores" / f"{fp}-{collection}.json.gz")
+        return None if fp is None else cls.for_fingerprint(fp, collection)
 
     def get(self, query: str, doc_id: str):
         return self.data.get(query, {}).get(doc_id)

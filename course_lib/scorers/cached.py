@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from course_lib.caches import LRUScoreCache, ScoreCache, cache_dir
+from course_lib.caches import LRUScoreCache, ScoreCache
 from course_lib.calibration import Calibration
 from course_lib.scorers.base import Scorer, WrappingScorer, require_scorer
 
@@ -86,7 +86,7 @@ class CollectionScorer(Scorer):
         self.scorer = scorer
         self._fingerprint = fp
         self.collection = ds.name
-        self.cache = ScoreCache(cache_dir() / "scores" / f"{fp}-{ds.name}.json.gz")
+        self.cache = ScoreCache.for_fingerprint(fp, ds.name)
         self.calibration = calibration or (scorer.calibration if scorer is not None else Calibration())
         self._ids: dict[str, list[str]] = {}
         for d in ds.corpus:

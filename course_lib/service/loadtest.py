@@ -20,24 +20,18 @@ ValueError: load tests target this machine only (loopback); got 10.0.0.5
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import random
 import time
 from urllib.parse import urlparse
 
 import numpy as np
+from course_lib.service.config import is_loopback
 
 
 def check_loopback(url: str) -> str:
     """The URL's host if it is a loopback address, else ``ValueError``."""
     host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return host
-    try:
-        ok = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        ok = False
-    if not ok:
+    if not is_loopback(host):
         raise ValueError(f"load tests target this machine only (loopback); got {host or url}")
     return host
 
