@@ -18,10 +18,11 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg --
 setup:
 	@bash scripts/setup.sh
 
-# Re-resolve every dependency within pyproject.toml's ranges and write requirements.lock (then run make test).
+# Resolve what pyproject.toml newly asks for, keeping every other pin, and write requirements.lock (then run
+# make test); `make lock LOCK_ARGS=--upgrade` re-resolves every dependency to the newest its range allows.
 lock:
 	@test -x $(BIN)/python || bash scripts/setup.sh
-	@bash scripts/lock.sh
+	@bash scripts/lock.sh $(LOCK_ARGS)
 
 # JupyterLab runs from the repository root (so exercises/ and the grader's paths work from its terminal)
 # with .venv/bin first on PATH (so `course-lib` works in that terminal), and opens notebook 00.

@@ -12,6 +12,9 @@ if ! "$VENV/bin/uv" --version 2>/dev/null | grep -q "$UV_VERSION"; then
   "$VENV/bin/python" -m pip install --quiet "uv==$UV_VERSION"
 fi
 tmp=$(mktemp)
+# Start from the current lock: uv keeps every pin that still satisfies pyproject.toml and resolves only what is
+# new or no longer fits (`make lock LOCK_ARGS=--upgrade` re-resolves everything to the newest allowed).
+cp requirements.lock "$tmp"
 "$VENV/bin/uv" pip compile pyproject.toml --extra test --universal --python-version 3.10 \
   --quiet --no-header --no-annotate --output-file "$tmp" "$@"
 {

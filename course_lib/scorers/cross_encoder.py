@@ -206,6 +206,11 @@ class CrossEncoderScorer(Scorer):
                 cache[self.max_length] = None
         return cache[self.max_length]
 
+    def pair_encoder(self):
+        """The scorer's :class:`~course_lib.scorers.pair_encoding.PairEncoder` (how many tokens of a passage the
+        model reads, cutting passages to a token budget), or None for a model without a fast tokenizer."""
+        return self._encoder()
+
     def _uses_features(self) -> bool:
         """Whether the model takes ready features (a sentence-transformers CrossEncoder with a fast tokenizer)."""
         return self._encoder() is not None and callable(getattr(self.model, "preprocess", None))

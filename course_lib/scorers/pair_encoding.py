@@ -136,6 +136,44 @@ class PairEncoder:
         end = max(text.rfind(s, 0, limit + 1) for s in _SPACES)
         return text[:end] if end > 0 else None
 
+    def passage_budget(self, query: str) -> int:
+        """The most tokens of a passage the model reads beside ``query``: the room left by the query, or half the
+        room when the query takes more than half (``longest_first`` then cuts both)."""
+        q_len = len(self._plain.encode(query, add_special_tokens=False).ids)
+        return self.room - min(q_len, self.room // 2)
+
+    def cut_to_tokens(self, texts: Sequence[str], max_tokens: int, from_end: bool = False) -> tuple[list[str], list[bool]]:
+        """Each text cut to its first ``max_tokens`` tokens at the token's own character offsets, and whether it
+        was cut.  A text cut at the end of a WordPiece token tokenises to the same first tokens, so the model reads
+        the same ids as from the whole text truncated there.  ``from_end`` keeps the last tokens instead, from
+        the first whole word among them (at most ``max_tokens``).
+
+        >>> from course_lib.models import load_reranker
+        >>> enc = PairEncoder(load_reranker().tokenizer, max_length=64)
+        >>> enc.cut_to_tokens(["one two three four", "short"], 2)
+        (['one two', 'short'], [True, False])
+        >>> enc.cut_to_tokens(["one two three four"], 2, from_end=True)
+        (['three four'], [True])
+        """
+        if int(max_tokens) < 1:
+            raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+        n = int(max_tokens)
+        out, cut = list(texts), [False] * len(texts)
+        long = [i for i, t in enumerate(texts) if len(t) > n]  # a token covers at least one character
+        if long:
+            for i, e in zip(long, self._plain.encode_batch([texts[i] for i in long], add_special_tokens=False)):
+                if len(e.ids) > n:
+                    t = texts[i]
+                    if from_end:  # start on a word's first token: a word cut in its middle would read otherwise
+                        j, words = len(e.ids) - n, e.word_ids
+                        while 0 < j < len(words) - 1 and words[j] is not None and words[j] == words[j - 1]:
+                            j += 1
+                        out[i] = t[e.offsets[j][0]:]
+                    else:
+                        out[i] = t[: e.offsets[n - 1][1]]
+                    cut[i] = True
+        return out, cut
+
     def _passages(self, texts: list[str], need: list[int]) -> list:
         """Encodings of ``texts`` (no special tokens), each cut to a prefix that holds at least ``need`` tokens
         where one does, else whole."""

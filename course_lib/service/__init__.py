@@ -3,7 +3,8 @@
 * :mod:`~course_lib.service.core` — :class:`ScalableRerankingService`: micro-batching across
   concurrent callers, a pair cache, deadlines with a first-stage fallback, back-pressure;
 * :mod:`~course_lib.service.app` — the HTTP app (FastAPI): ``/rerank``, ``/search``,
-  ``/health``, ``/metrics`` (Prometheus), validation, limits, an optional API key;
+  ``/health``, ``/ready``, ``/metrics`` (Prometheus), validation, limits, an optional API key; the shapes
+  Cohere, TEI and Jina clients send (:mod:`~course_lib.service.compat`);
 * :mod:`~course_lib.service.server` — ``course-lib serve`` (uvicorn) and :class:`ServerProcess`
   (a server in a subprocess, for notebooks and tests);
 * :mod:`~course_lib.service.loadtest` — ``course-lib loadtest``: bounded, loopback only;

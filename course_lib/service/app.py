@@ -2,16 +2,22 @@
 
 Endpoints:
 
-* ``POST /rerank`` — ``{"query", "candidates": [{"id", "text", "score"?}], "top_k"?, "deadline_ms"?}``;
+* ``POST /rerank`` — the course's shape ``{"query", "candidates": [{"id", "text", "score"?}], "top_k"?,
+  "deadline_ms"?}``; the same path also answers TEI's (``texts``) and Jina/vLLM's (``documents``) shapes;
+* ``POST /v1/rerank``, ``POST /v2/rerank`` — Cohere's shapes (:mod:`course_lib.service.compat` says what
+  each compatible shape sends and gets, and which client versions it was matched against);
 * ``POST /search`` — ``{"query", "k"?, "m"?, "deadline_ms"?}``: two-stage search over the first stage
   the app was given (``course-lib serve``: a persisted Chroma collection of the course corpus);
-* ``GET /health`` — status, the model's fingerprint, queue depth;
-* ``GET /metrics`` — Prometheus text: requests by status, latency and batch-size histograms,
-  cache hits/misses, queue depth.
+* ``GET /health`` — liveness: status, whether the model is warm, its fingerprint, queue depth;
+* ``GET /ready`` — readiness: 200 once the model is warm, 503 before;
+* ``GET /metrics`` — Prometheus text: requests by endpoint and status, latency and batch-size histograms,
+  cache hits/misses, queue depth, documents truncated.
 
-Malformed input is a 422 naming the fields; too many candidates, an over-long passage or an
-over-large body is a 413; a full queue is a 503 with ``Retry-After``; a missing or wrong API
-key (when one is set) is a 401.  Every error is JSON with a ``message``.
+Malformed input is a 422 naming the fields; too many candidates, an over-long query or an over-large
+body is a 413 (the body is read and discarded first, so the client reads the 413); a long passage is cut
+and reported, not refused; a full queue (or a model still warming up) is a 503 with ``Retry-After``; a
+missing or wrong API key (when one is set) is a 401 — on ``/health``, ``/ready`` and ``/metrics`` only
+when ``public_ops`` is off.  Every error is JSON with a ``message``.
 
 Example
 -------
@@ -32,13 +38,27 @@ import hmac
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Body, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from course_lib.service.core import RequestError, RequestTooLarge, ScalableRerankingService, ServiceBusy
+from course_lib.service.compat import (
+    CohereBody,
+    JinaBody,
+    TEIBody,
+    cohere_answer,
+    pick_shape,
+    tei_answer,
+)
+from course_lib.service.core import (
+    RequestError,
+    RequestTooLarge,
+    ScalableRerankingService,
+    ServiceBusy,
+)
 
 
 @dataclass(frozen=True)
@@ -62,11 +82,20 @@ class Candidate(BaseModel):
 
 
 class RerankBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "query": "capital of France", "top_k": 1, "deadline_ms": 500,
+        "candidates": [{"id": "a", "text": "Paris is the capital of France.", "score": 0.61},
+                       {"id": "b", "text": "Bananas are yellow.", "score": 0.55}]}]})
     query: str = Field(min_length=1)
     candidates: list[Candidate]
     top_k: int | None = Field(default=10, ge=0)
     deadline_ms: float | None = Field(default=None, gt=0)
+
+
+#: ``POST /rerank``'s body: the course's shape, TEI's or Jina's, told apart by :func:`~course_lib.service.compat.pick_shape`.
+AnyRerankBody = Annotated[Annotated[RerankBody, Tag("course")] | Annotated[TEIBody, Tag("tei")]
+                          | Annotated[JinaBody, Tag("jina")], Discriminator(pick_shape)]
+_SHAPE_TAGS = {"course", "tei", "jina"}
 
 
 class SearchBody(BaseModel):
@@ -95,6 +124,8 @@ def _metrics(service: ScalableRerankingService):
         "batch": Histogram("rerank_batch_pairs", "Pairs scored per model pass", registry=reg,
                            buckets=(1, 5, 10, 20, 50, 100, 200, 400, 800)),
         "queue": Gauge("rerank_queue_pairs", "Pairs waiting to be scored", registry=reg),
+        "truncated": Counter("rerank_truncated_documents", "Documents cut to what the model reads (or to the "
+                             "client's max_tokens_per_doc), by endpoint", ["endpoint"], registry=reg),
     }
     m["queue"].set_function(lambda: service.queued_pairs)
 
@@ -112,7 +143,8 @@ def _metrics(service: ScalableRerankingService):
 
 
 def create_app(service: ScalableRerankingService | None = None, *, search=None, api_key: str | None = None,
-               limits: Limits = Limits(), warm_up: bool = True) -> FastAPI:
+               limits: Limits = Limits(), warm_up: bool = True, background_warm_up: bool = False,
+               public_ops: bool = True, model_name: str = "course-reranker") -> FastAPI:
     """The FastAPI app around a service.
 
     Args:
@@ -120,26 +152,47 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         search: the first stage ``/search`` uses (a :class:`course_lib.retrieval.FirstStage`, or anything
             with ``retrieve(query, k)``); None: no ``/search`` route (``course-lib serve`` passes the course
             corpus's, :func:`course_lib.service.server.course_first_stage`).
-        api_key: when set, every request must send it (``X-API-Key`` or ``Authorization: Bearer``).
+        api_key: when set, every request must send it (``X-API-Key`` or ``Authorization: Bearer``), except
+            ``/health``, ``/ready`` and ``/metrics`` while ``public_ops`` is true.
         limits: sizes beyond which a request is refused with 413.
         warm_up: score a few pairs at startup (:meth:`ScalableRerankingService.warm_up`).
+        background_warm_up: start serving at once and warm up meanwhile: ``/ready`` and scoring requests answer
+            503 with ``Retry-After`` until the model is warm (what a load balancer's readiness check wants);
+            False: startup waits for the warm-up.
+        public_ops: whether ``/health``, ``/ready`` and ``/metrics`` answer without the key (load balancers
+            and Prometheus scrapers send none).
+        model_name: the name answers report as their ``model``.
     """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     service = service or ScalableRerankingService()
     registry, m = _metrics(service)
+    state = {"ready": not warm_up, "warm_up": None}
+
+    def warmed(_):
+        state["ready"] = True
 
     @asynccontextmanager
     async def lifespan(app):
-        if warm_up:
+        if warm_up and background_warm_up:
+            state["warm_up"] = asyncio.ensure_future(asyncio.to_thread(service.warm_up))
+            state["warm_up"].add_done_callback(warmed)
+        elif warm_up:
             await asyncio.to_thread(service.warm_up)  # first passes are slow; seeds the rate deadlines use
+            state["ready"] = True
         yield
+        if state["warm_up"] is not None:
+            await state["warm_up"]
         await service.stop()  # graceful: finish what is queued and in flight
 
-    app = FastAPI(title="course_lib reranking service", lifespan=lifespan)
+    app = FastAPI(title="course_lib reranking service", lifespan=lifespan,
+                  description="The course's cross-encoder reranker over HTTP: its own `/rerank` shape, and the "
+                              "shapes Cohere (`/v1/rerank`, `/v2/rerank`), text-embeddings-inference and Jina/vLLM "
+                              "(`/rerank`) clients send. See `course_lib.service.compat`.")
     install_errors(app)
 
     check_key = key_checker(api_key)
+    ops = [] if public_ops else [Depends(check_key)]
 
     app.add_middleware(_Observe, metrics=m, max_body_bytes=limits.max_body_bytes)
 
@@ -148,7 +201,12 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         if err is not None:
             raise HTTPError(413, err)
 
+    def check_ready() -> None:
+        if not state["ready"]:
+            raise HTTPError(503, "warming up: the model is not ready yet", headers={"Retry-After": "1"})
+
     async def run(req: dict) -> dict:
+        check_ready()
         try:
             return await service.rerank(req)
         except RequestTooLarge as exc:
@@ -158,8 +216,11 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         except ServiceBusy as exc:
             raise HTTPError(503, f"busy: {exc}", headers={"Retry-After": str(int(exc.retry_after_s))}) from None
 
-    @app.post("/rerank", dependencies=[Depends(check_key)])
-    async def rerank(body: RerankBody):
+    def count_truncated(endpoint: str, n: int) -> None:
+        if n:
+            m["truncated"].labels(endpoint).inc(n)
+
+    async def course_rerank(body: RerankBody):
         cands = [c.model_dump(exclude_none=True) for c in body.candidates]
         check_sizes(body.query, cands)
         cands, cut = cut_long_passages(limits, cands)
@@ -170,10 +231,82 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         out.pop("request_id", None)
         if cut:
             out["truncated"] = cut  # passages cut to max_passage_chars: reported, not refused
+            count_truncated("/rerank", len(cut))
         return JSONResponse(out)  # plain JSON: no second pass through FastAPI's encoder
+
+    async def score_documents(endpoint: str, body, texts: list[str], *, max_tokens: int | None = None,
+                              from_end: bool = False, refuse_long: bool = False) -> tuple[dict, list[int], str]:
+        """Score a compatible request's texts on the engine, each cut to what the model reads of it (and to
+        ``max_tokens``): ``(engine answer, indices of the texts cut, what they were cut to)``."""
+        check_sizes(body.query, texts)
+        check_ready()
+        pre, cut_chars = cut_long_passages(limits, [{"id": i, "text": t} for i, t in enumerate(texts)])
+        try:
+            fitted, cut = await asyncio.to_thread(service.fit_to_window, body.query, [c["text"] for c in pre],
+                                                  max_tokens, from_end)
+        except RequestError as exc:
+            raise HTTPError(422, f"invalid request: {exc}") from None
+        truncated = sorted(set(cut_chars) | {i for i, c in enumerate(cut) if c})
+        budget = f"max_tokens_per_doc={max_tokens}" if max_tokens is not None else "what the model reads beside the query"
+        if refuse_long and truncated:
+            raise HTTPError(413, f"text(s) {', '.join(map(str, truncated))} are longer than the model reads and "
+                                 "truncate is false (send truncate: true, or leave it out, to have them cut)")
+        count_truncated(endpoint, len(truncated))
+        req = {"id": None, "query": body.query, "top_k": None,
+               "candidates": [{"id": str(i), "text": t} for i, t in enumerate(fitted)]}
+        if body.deadline_ms is not None:
+            req["deadline_ms"] = body.deadline_ms
+        return await run(req), truncated, budget
+
+    def headers_for(out: dict, truncated: list[int]) -> dict:
+        h = {}
+        if out.get("degraded"):
+            h["X-Rerank-Degraded"] = "true"
+        if truncated:
+            h["X-Truncated-Documents"] = ",".join(map(str, truncated))
+        return h
+
+    async def documents_rerank(endpoint: str, body: CohereBody, return_documents: bool):
+        from course_lib.service.compat import document_texts
+
+        texts = document_texts(body.documents, body.rank_fields)
+        out, truncated, budget = await score_documents(endpoint, body, texts, max_tokens=body.max_tokens_per_doc)
+        answer = cohere_answer(out, body.documents, top_n=body.top_n, return_documents=return_documents,
+                               endpoint=endpoint, model=body.model or model_name, truncated=truncated, budget=budget)
+        return JSONResponse(answer, headers=headers_for(out, truncated))
+
+    async def tei_rerank(body: TEIBody):
+        out, truncated, _ = await score_documents(
+            "/rerank", body, body.texts, from_end=(body.truncation_direction or "right").lower() == "left",
+            refuse_long=body.truncate is False)
+        answer = tei_answer(out, body.texts, raw_scores=bool(body.raw_scores), return_text=bool(body.return_text),
+                            truncated=truncated)
+        return JSONResponse(answer, headers=headers_for(out, truncated))
+
+    @app.post("/rerank", dependencies=[Depends(check_key)], summary="Rerank: the course's shape, TEI's or Jina's")
+    async def rerank(body: Annotated[AnyRerankBody, Body()]):
+        """The course's shape (``candidates``: ``{id, text, score?}``, answers with ids and the course's result
+        fields), TEI's (``texts``: answers ``[{index, score, text?}]``) or Jina/vLLM's (``documents``: answers
+        ``{results: [{index, relevance_score, document}]}``), told apart by which of those fields the body has."""
+        if isinstance(body, RerankBody):
+            return await course_rerank(body)
+        if isinstance(body, TEIBody):
+            return await tei_rerank(body)
+        return await documents_rerank("/rerank", body, return_documents=body.return_documents is not False)
+
+    @app.post("/v1/rerank", dependencies=[Depends(check_key)], summary="Rerank, Cohere v1 shape")
+    async def rerank_v1(body: CohereBody):
+        """Cohere's v1 rerank: ``{id, results: [{index, relevance_score, document?}], meta}``, best first."""
+        return await documents_rerank("/v1/rerank", body, return_documents=bool(body.return_documents))
+
+    @app.post("/v2/rerank", dependencies=[Depends(check_key)], summary="Rerank, Cohere v2 shape")
+    async def rerank_v2(body: CohereBody):
+        """Cohere's v2 rerank (``max_tokens_per_doc`` honoured): the same answer as v1."""
+        return await documents_rerank("/v2/rerank", body, return_documents=bool(body.return_documents))
 
     async def search_route(body: SearchBody):
         check_sizes(body.query, [])
+        check_ready()
         hits = await asyncio.to_thread(search.retrieve, body.query, body.k)  # off the event loop
         cands, _ = cut_long_passages(limits, [{"id": h["id"], "text": h["text"], "score": h["score"]} for h in hits])
         req = {"id": None, "query": body.query, "candidates": cands, "top_k": body.m}
@@ -184,46 +317,99 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         return JSONResponse(out)
 
     if search is not None:
-        app.post("/search", dependencies=[Depends(check_key)])(search_route)
+        app.post("/search", dependencies=[Depends(check_key)], summary="Two-stage search")(search_route)
 
-    @app.get("/health", dependencies=[Depends(check_key)])
+    @app.get("/health", dependencies=ops, summary="Liveness")
     async def health():
-        return {"status": "ok", "model": service.fingerprint, "batching": service.batching,
+        """Liveness: 200 while the process serves HTTP, with whether the model is warm (``ready``)."""
+        return {"status": "ok", "ready": state["ready"], "model": service.fingerprint, "batching": service.batching,
                 "queued_pairs": service.queued_pairs}
 
-    @app.get("/metrics", dependencies=[Depends(check_key)])
+    @app.get("/ready", dependencies=ops, summary="Readiness", responses={503: {"description": "still warming up"}})
+    async def ready():
+        """Readiness: 200 once the model is warm, 503 with ``Retry-After`` before."""
+        check_ready()
+        return {"status": "ready", "model": service.fingerprint}
+
+    @app.get("/metrics", dependencies=ops, summary="Prometheus metrics")
     async def metrics():
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.state.service = service
+    app.state.readiness = state
     return app
 
 
 class _Observe:
-    """Pure ASGI middleware: refuses over-large bodies (413) and records each request's status and
-    latency (lighter per request than FastAPI's ``@app.middleware``, which matters under load)."""
+    """Pure ASGI middleware: enforces the body-size limit (413) and records each request's status and
+    latency (lighter per request than FastAPI's ``@app.middleware``, which matters under load).
 
-    ENDPOINTS = ("/rerank", "/search", "/health")
+    A body over the limit is read and discarded — up to ``drain_factor`` times the limit — before the 413 is
+    sent with ``Connection: close``: a client still sending when the server answers sees its connection
+    reset, not the 413 (Python's ``urllib``, ``requests`` and ``httpx`` all would).  Bodies beyond even that
+    are answered at once.  Bodies sent without a ``Content-Length`` (chunked) are counted as they arrive."""
 
-    def __init__(self, app, metrics: dict, max_body_bytes: int):
+    ENDPOINTS = ("/rerank", "/v1/rerank", "/v2/rerank", "/search", "/health", "/ready")
+
+    def __init__(self, app, metrics: dict, max_body_bytes: int, drain_factor: int = 8):
         self.app, self.m, self.max_body_bytes = app, metrics, max_body_bytes
+        self.drain_bytes = drain_factor * max_body_bytes
+
+    async def _read(self, receive, declared: int | None):
+        """``(body, too_large)``: the whole body when within the limit; else None, after draining what may be
+        drained."""
+        if declared is not None and declared > self.drain_bytes:
+            return None, True
+        parts, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
+                return None, False
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            more = message.get("more_body", False)
+            if size <= self.max_body_bytes:
+                parts.append(chunk)
+            elif size > self.drain_bytes:
+                return None, True
+        if size > self.max_body_bytes:
+            return None, True
+        return b"".join(parts), False
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         t0 = time.perf_counter()
         status = {"code": 500}
-        length = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_body_bytes:
-            response = _json(413, f"request body of {int(length)} bytes exceeds the limit of {self.max_body_bytes}")
-            status["code"] = 413
-            await response(scope, receive, send)
-        else:
-            async def send_status(message):
-                if message["type"] == "http.response.start":
-                    status["code"] = message["status"]
-                await send(message)
 
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        declared = int(length) if length.isdigit() else None
+        if scope.get("method") in ("POST", "PUT", "PATCH"):
+            body, too_large = await self._read(receive, declared)
+            if too_large:
+                size = f"{declared} bytes" if declared is not None else "a chunked body"
+                response = _json(413, f"request body of {size} exceeds the limit of {self.max_body_bytes} bytes",
+                                 headers={"Connection": "close"})
+                await response(scope, receive, send_status)
+            elif body is not None:
+                sent = False
+
+                async def replay():
+                    nonlocal sent
+                    if not sent:
+                        sent = True
+                        return {"type": "http.request", "body": body, "more_body": False}
+                    return await receive()
+
+                await self.app(scope, replay, send_status)
+            else:
+                status["code"] = 499  # the client closed the connection while sending
+        else:
             await self.app(scope, receive, send_status)
         path = scope.get("path", "")
         if path in self.ENDPOINTS:
@@ -261,7 +447,9 @@ def install_errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         errors = exc.errors()
-        where = [".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body" for e in errors]
+        # a /rerank body's errors are located under its shape's tag ("course", "tei", "jina"): left out
+        where = [".".join(str(p) for i, p in enumerate(e.get("loc", ())) if p != "body" and not (i == 1 and p in _SHAPE_TAGS))
+                 or "body" for e in errors]
         detail = [{"field": w, "message": e.get("msg")} for w, e in zip(where, errors)]
         return _json(422, f"invalid request: {', '.join(sorted(set(where)))}", detail=detail)
 

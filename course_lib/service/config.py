@@ -63,6 +63,8 @@ _HELP = {
     "replicas": "Ray Serve replicas (with --ray)",
     "log_level": "uvicorn's log level",
     "tokenizer_threads": "let the tokenizer use every core (safe in a server process that forks no workers)",
+    "ops_endpoints": "who may call /health, /ready and /metrics: 'public' (no key), 'key' (the API key, when one "
+                     "is set) or 'auto' (public on loopback, the key elsewhere)",
 }
 
 
@@ -85,8 +87,11 @@ class ServiceConfig:
     replicas: int = 2
     log_level: str = "warning"
     tokenizer_threads: bool = True
+    ops_endpoints: str = "auto"
 
     def __post_init__(self):
+        if self.ops_endpoints not in ("auto", "public", "key"):
+            raise ValueError(f"ops_endpoints must be 'auto', 'public' or 'key', got {self.ops_endpoints!r}")
         for name in ("max_batch_pairs", "max_queue_pairs", "replicas"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -102,6 +107,17 @@ class ServiceConfig:
     def resolved_api_key(self) -> str | None:
         """:func:`resolve_api_key` for this host and key."""
         return resolve_api_key(self.host, self.api_key)
+
+    def public_ops(self) -> bool:
+        """Whether ``/health``, ``/ready`` and ``/metrics`` answer without the key: ``ops_endpoints``, where
+        ``auto`` means public on a loopback address and behind the key anywhere else.
+
+        >>> ServiceConfig().public_ops(), ServiceConfig(host="0.0.0.0", api_key="k").public_ops()
+        (True, False)
+        >>> ServiceConfig(host="0.0.0.0", api_key="k", ops_endpoints="public").public_ops()
+        True
+        """
+        return self.ops_endpoints == "public" or (self.ops_endpoints == "auto" and is_loopback(self.host))
 
     def engine_kwargs(self) -> dict:
         """The keyword arguments of :class:`~course_lib.service.core.ScalableRerankingService` this config sets."""
@@ -128,6 +144,8 @@ class ServiceConfig:
                                     help="tokenise on one thread (TOKENIZERS_PARALLELISM=false)")
             elif isinstance(default, bool):
                 parser.add_argument(flag, action="store_true", help=_HELP[f.name])
+            elif f.name == "ops_endpoints":
+                parser.add_argument(flag, choices=("auto", "public", "key"), default=default, help=_HELP[f.name])
             else:
                 kind = {"port": int, "max_batch_pairs": int, "max_batch_tokens": int, "cache_size": int,
                         "max_queue_pairs": int, "replicas": int,

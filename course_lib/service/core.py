@@ -147,6 +147,17 @@ def _first_stage_order(candidates: list[dict], top_k: int | None) -> list[dict]:
     return out if top_k is None else out[: int(top_k)]
 
 
+def _pair_encoder(scorer):
+    """The :class:`~course_lib.scorers.pair_encoding.PairEncoder` of a scorer or of the scorer it wraps, or None."""
+    for _ in range(8):
+        if scorer is None:
+            return None
+        if callable(getattr(scorer, "pair_encoder", None)):
+            return scorer.pair_encoder()
+        scorer = getattr(scorer, "scorer", None) or getattr(scorer, "base", None)
+    return None
+
+
 class ScalableRerankingService:
     """Micro-batched, cached, deadline-aware reranking for many concurrent callers.
 
@@ -353,6 +364,38 @@ class ScalableRerankingService:
         self.scorer.score_pairs(probe)
         self.pairs_per_s = pairs / max(1e-6, time.perf_counter() - t0)
         return self.pairs_per_s
+
+    def fit_to_window(self, query: str, texts: list[str], max_tokens: int | None = None,
+                      from_end: bool = False) -> tuple[list[str], list[bool]]:
+        """``texts`` cut to what the model reads of each beside ``query`` — and to ``max_tokens`` tokens when
+        given (a client's per-document budget) — and whether each was cut.  A cut keeps whole tokens, so the
+        model reads the same ids as from the uncut text: the scores do not change, the answer can say which
+        documents the model did not read to the end.  ``from_end`` keeps a text's last tokens instead.
+
+        A scorer without a token-level encoder (not a cross-encoder with a fast tokenizer) is given whole
+        texts, or texts cut to ``max_tokens`` whitespace-separated words.
+
+        >>> svc = ScalableRerankingService()
+        >>> texts, cut = svc.fit_to_window("what is a cat", ["a cat is a small mammal " * 100, "a dog"])
+        >>> cut, len(texts[0]) < 2400
+        ([True, False], True)
+        >>> svc.fit_to_window("what is a cat", ["a cat is a small mammal"], max_tokens=3)
+        (['a cat is'], [True])
+        """
+        if max_tokens is not None and int(max_tokens) < 1:
+            raise RequestError(f"max_tokens_per_doc must be at least 1, got {max_tokens}")
+        encoder = _pair_encoder(self.scorer)
+        if encoder is None:
+            if max_tokens is None:
+                return list(texts), [False] * len(texts)
+            words = [t.split() for t in texts]
+            cut = [len(w) > max_tokens for w in words]
+            keep = [(w[-max_tokens:] if from_end else w[:max_tokens]) for w in words]
+            return [" ".join(k) if c else t for k, c, t in zip(keep, cut, texts)], cut
+        budget = encoder.passage_budget(query)
+        if max_tokens is not None:
+            budget = min(budget, int(max_tokens))
+        return encoder.cut_to_tokens(texts, budget, from_end=from_end)
 
     async def rerank(self, request: dict) -> dict:
         """Rerank one request; returns ``{"request_id", "results", "degraded", "reason"?}``.

@@ -78,7 +78,9 @@ def run_server(config: ServiceConfig = ServiceConfig(), *, first_stage=None) -> 
     # threads off by default, for notebooks and tests that fork).
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if config.tokenizer_threads else "false"
     service = ScalableRerankingService.from_config(config)
-    app = create_app(service, search=first_stage if first_stage is not None else course_first_stage(), api_key=key)
+    # serving starts at once; /ready (and scoring) answer 503 until the model is warm
+    app = create_app(service, search=first_stage if first_stage is not None else course_first_stage(), api_key=key,
+                     background_warm_up=True, public_ops=config.public_ops())
     uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level, timeout_graceful_shutdown=30)
 
 
@@ -117,13 +119,13 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.proc.stdout.read()[-2000:]}")
             try:
-                if httpx.get(self.url + "/health", timeout=2, headers=headers, trust_env=False).status_code == 200:
+                if httpx.get(self.url + "/ready", timeout=2, headers=headers, trust_env=False).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.25)
         self.stop()
-        raise TimeoutError(f"server not healthy after {self.startup_timeout_s} s")
+        raise TimeoutError(f"server not ready after {self.startup_timeout_s} s")
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGINT (uvicorn's graceful shutdown: in-flight requests finish), then wait; returns the exit code."""

@@ -99,3 +99,23 @@ def test_random_lengths_around_every_boundary(tokenizer):
         assert [r.ids for r in rows] == ref["input_ids"], max_length
         full = tokenizer([q for q, _ in pairs], [t for _, t in pairs], truncation=False)["input_ids"]
         assert truncated == [len(f) > max_length for f in full]
+
+
+def test_a_passage_cut_to_tokens_reads_as_the_same_first_tokens(tokenizer, pairs):
+    enc = PairEncoder(tokenizer, max_length=128)
+    texts = list(dict.fromkeys(p for _, p in pairs))
+    for n in (1, 7, 60):
+        cut, flags = enc.cut_to_tokens(texts, n)
+        for text, c, flag in zip(texts, cut, flags):
+            full = tokenizer(text, add_special_tokens=False)["input_ids"]
+            assert tokenizer(c, add_special_tokens=False)["input_ids"] == full[:n]
+            assert flag == (len(full) > n)
+        tail, _ = enc.cut_to_tokens(texts, n, from_end=True)
+        for text, c in zip(texts, tail):
+            full = tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids = tokenizer(c, add_special_tokens=False)["input_ids"]
+            assert len(ids) <= n and ids == full[len(full) - len(ids):]  # from a word's start: at most n tokens
+    q = "a short query"
+    assert enc.passage_budget(q) == 128 - 3 - len(tokenizer(q, add_special_tokens=False)["input_ids"])
+    with pytest.raises(ValueError):
+        enc.cut_to_tokens(texts, 0)

@@ -51,16 +51,25 @@ def test_oversized_requests_are_413(client):
     assert big.status_code == 413 and "body" in big.json()["message"]
 
 
-def test_api_key_is_checked_on_every_endpoint(overlap_scorer, course_ds):
+@pytest.mark.parametrize("public_ops", [False, True])
+def test_api_key_is_checked_on_every_endpoint(overlap_scorer, course_ds, public_ops):
     from course_lib.retrieval import BM25Retriever
 
-    app = create_app(ScalableRerankingService(scorer=overlap_scorer), search=BM25Retriever(course_ds.corpus), api_key="k3y")
+    app = create_app(ScalableRerankingService(scorer=overlap_scorer), search=BM25Retriever(course_ds.corpus),
+                     api_key="k3y", public_ops=public_ops)
+    docs = {"query": "q", "documents": ["a"]}
+    ops = [("get", "/health"), ("get", "/ready"), ("get", "/metrics")]
     with TestClient(app) as c:
-        for method, path in [("post", "/rerank"), ("get", "/health"), ("get", "/metrics"), ("post", "/search")]:
-            r = getattr(c, method)(path, **({"json": BODY} if method == "post" else {}))
-            assert r.status_code == 401 and "API key" in r.json()["message"]
+        scoring = [("post", "/rerank", BODY), ("post", "/search", BODY), ("post", "/v1/rerank", docs),
+                   ("post", "/v2/rerank", docs), ("post", "/rerank", {"query": "q", "texts": ["a"]})]
+        for method, path, *body in scoring + ([] if public_ops else ops):
+            r = getattr(c, method)(path, **({"json": body[0]} if body else {}))
+            assert r.status_code == 401 and "API key" in r.json()["message"], path
+        for method, path in ops if public_ops else []:  # load balancers and scrapers send no key
+            assert getattr(c, method)(path).status_code == 200
         assert c.post("/rerank", json=BODY, headers={"X-API-Key": "wrong"}).status_code == 401
         assert c.post("/rerank", json=BODY, headers={"X-API-Key": "k3y"}).status_code == 200
+        assert c.post("/v2/rerank", json=docs, headers={"Authorization": "Bearer k3y"}).status_code == 200
         assert c.get("/health", headers={"Authorization": "Bearer k3y"}).status_code == 200
 
 

@@ -37,3 +37,14 @@ def test_a_key_is_required_off_loopback(monkeypatch):
     monkeypatch.setenv("COURSE_API_KEY", "from-env")
     assert ServiceConfig(host="192.0.2.1").resolved_api_key() == "from-env"
     assert is_loopback("localhost") and not is_loopback("example.org")
+
+
+def test_ops_endpoints_are_public_on_loopback_and_behind_the_key_elsewhere():
+    parser = argparse.ArgumentParser()
+    ServiceConfig.add_arguments(parser)
+    assert ServiceConfig.from_args(parser.parse_args([])).public_ops()
+    remote = ServiceConfig.from_args(parser.parse_args(["--host", "0.0.0.0", "--api-key", "k"]))
+    assert not remote.public_ops()
+    assert remote.replace(ops_endpoints="public").public_ops() and not ServiceConfig(ops_endpoints="key").public_ops()
+    with pytest.raises(ValueError, match="ops_endpoints"):
+        ServiceConfig(ops_endpoints="open")
