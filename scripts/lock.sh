@@ -20,7 +20,7 @@ cp requirements.lock "$tmp"
 {
   echo "# requirements.lock: exact versions of everything the course installs (made by \`make lock\`, scripts/lock.sh)."
   echo "# Installed by scripts/setup.sh after torch's CPU build; torch's CUDA-only dependencies are left out."
-  echo "# To upgrade on purpose: edit the ranges in pyproject.toml (or not), run \`make lock\`, then \`make test\`."
+  echo "# To add a dependency: edit pyproject.toml, run \`make lock\` (other pins stay). To upgrade on purpose: \`make lock LOCK_ARGS=--upgrade\`, then \`make test\`."
   grep -v -E '^(nvidia-|cuda-|triton)' "$tmp"
 } > requirements.lock
 rm -f "$tmp"

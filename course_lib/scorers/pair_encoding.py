@@ -136,17 +136,26 @@ class PairEncoder:
         end = max(text.rfind(s, 0, limit + 1) for s in _SPACES)
         return text[:end] if end > 0 else None
 
-    def passage_budget(self, query: str) -> int:
-        """The most tokens of a passage the model reads beside ``query``: the room left by the query, or half the
-        room when the query takes more than half (``longest_first`` then cuts both)."""
+    def passage_budget(self, query: str, max_query_tokens: int | None = None) -> int:
+        """The most tokens of a passage the model reads beside ``query`` (cut first to ``max_query_tokens``
+        tokens, as the scorer caps queries): the room the query leaves, or half the room when the query takes
+        more than half (``longest_first`` then cuts both)."""
         q_len = len(self._plain.encode(query, add_special_tokens=False).ids)
+        if max_query_tokens is not None:
+            q_len = min(q_len, int(max_query_tokens))
         return self.room - min(q_len, self.room // 2)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens in each text, special tokens left out."""
+        return [len(e.ids) for e in self._encode_batch(list(texts), add_special_tokens=False)]
 
     def cut_to_tokens(self, texts: Sequence[str], max_tokens: int, from_end: bool = False) -> tuple[list[str], list[bool]]:
         """Each text cut to its first ``max_tokens`` tokens at the token's own character offsets, and whether it
-        was cut.  A text cut at the end of a WordPiece token tokenises to the same first tokens, so the model reads
-        the same ids as from the whole text truncated there.  ``from_end`` keeps the last tokens instead, from
-        the first whole word among them (at most ``max_tokens``).
+        was cut.  For a WordPiece tokenizer (BERT's) a text cut at the end of a token tokenises to the same first
+        tokens, so the model reads the same ids as from the whole text truncated there.  ``from_end`` keeps the
+        last tokens instead, from the first whole word among them (at most ``max_tokens``).  A long text is
+        first cut to a prefix of about six characters per token (as :meth:`encode` does), so the dropped text
+        is seldom tokenised.
 
         >>> from course_lib.models import load_reranker
         >>> enc = PairEncoder(load_reranker().tokenizer, max_length=64)
@@ -159,19 +168,30 @@ class PairEncoder:
             raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
         n = int(max_tokens)
         out, cut = list(texts), [False] * len(texts)
-        long = [i for i, t in enumerate(texts) if len(t) > n]  # a token covers at least one character
-        if long:
-            for i, e in zip(long, self._plain.encode_batch([texts[i] for i in long], add_special_tokens=False)):
-                if len(e.ids) > n:
-                    t = texts[i]
-                    if from_end:  # start on a word's first token: a word cut in its middle would read otherwise
-                        j, words = len(e.ids) - n, e.word_ids
-                        while 0 < j < len(words) - 1 and words[j] is not None and words[j] == words[j - 1]:
-                            j += 1
-                        out[i] = t[e.offsets[j][0]:]
-                    else:
-                        out[i] = t[: e.offsets[n - 1][1]]
-                    cut[i] = True
+        # a text of at most n characters has at most n tokens (WordPiece; byte-level BPE may split a character,
+        # but such a text is far shorter than any window anyway)
+        long = [i for i, t in enumerate(texts) if len(t) > n]
+        if not long:
+            return out, cut
+        heads = [None if from_end else self.cut(texts[i], n + 1) for i in long]
+        encs = self._plain.encode_batch([h if h is not None else texts[i] for h, i in zip(heads, long)],
+                                        add_special_tokens=False)
+        short = [k for k, (h, e) in enumerate(zip(heads, encs)) if h is not None and len(e.ids) <= n]
+        if short:  # a prefix too short to decide: the whole text
+            for k, e in zip(short, self._plain.encode_batch([texts[long[k]] for k in short], add_special_tokens=False)):
+                encs[k] = e
+        for i, e in zip(long, encs):
+            if len(e.ids) <= n:
+                continue
+            t = texts[i]
+            if from_end:  # start on a word's first token: a word cut in its middle would read otherwise
+                j, words = len(e.ids) - n, e.word_ids
+                while 0 < j < len(words) - 1 and words[j] is not None and words[j] == words[j - 1]:
+                    j += 1
+                out[i] = t[e.offsets[j][0]:]
+            else:
+                out[i] = t[: e.offsets[n - 1][1]]
+            cut[i] = True
         return out, cut
 
     def _passages(self, texts: list[str], need: list[int]) -> list:

@@ -124,8 +124,8 @@ def _metrics(service: ScalableRerankingService):
         "batch": Histogram("rerank_batch_pairs", "Pairs scored per model pass", registry=reg,
                            buckets=(1, 5, 10, 20, 50, 100, 200, 400, 800)),
         "queue": Gauge("rerank_queue_pairs", "Pairs waiting to be scored", registry=reg),
-        "truncated": Counter("rerank_truncated_documents", "Documents cut to what the model reads (or to the "
-                             "client's max_tokens_per_doc), by endpoint", ["endpoint"], registry=reg),
+        "truncated": Counter("rerank_truncated_documents", "Passages cut: to the character limit, to what the model "
+                             "reads or to a client's max_tokens_per_doc; by endpoint", ["endpoint"], registry=reg),
     }
     m["queue"].set_function(lambda: service.queued_pairs)
 
@@ -144,7 +144,7 @@ def _metrics(service: ScalableRerankingService):
 
 def create_app(service: ScalableRerankingService | None = None, *, search=None, api_key: str | None = None,
                limits: Limits = Limits(), warm_up: bool = True, background_warm_up: bool = False,
-               public_ops: bool = True, model_name: str = "course-reranker") -> FastAPI:
+               public_ops: bool = False, model_name: str = "course-reranker") -> FastAPI:
     """The FastAPI app around a service.
 
     Args:
@@ -160,7 +160,8 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
             503 with ``Retry-After`` until the model is warm (what a load balancer's readiness check wants);
             False: startup waits for the warm-up.
         public_ops: whether ``/health``, ``/ready`` and ``/metrics`` answer without the key (load balancers
-            and Prometheus scrapers send none).
+            and Prometheus scrapers send none); ``course-lib serve`` makes them public on loopback
+            (:meth:`~course_lib.service.config.ServiceConfig.public_ops`).
         model_name: the name answers report as their ``model``.
     """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -169,8 +170,11 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
     registry, m = _metrics(service)
     state = {"ready": not warm_up, "warm_up": None}
 
-    def warmed(_):
-        state["ready"] = True
+    def warmed(future):
+        if future.cancelled() or future.exception() is not None:  # stays not ready: /ready says 503
+            state["failed"] = repr(future.exception()) if not future.cancelled() else "cancelled"
+        else:
+            state["ready"] = True
 
     @asynccontextmanager
     async def lifespan(app):
@@ -182,7 +186,7 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
             state["ready"] = True
         yield
         if state["warm_up"] is not None:
-            await state["warm_up"]
+            await asyncio.wait([state["warm_up"]])  # its failure, if any, is in state["failed"]
         await service.stop()  # graceful: finish what is queued and in flight
 
     app = FastAPI(title="course_lib reranking service", lifespan=lifespan,
@@ -202,6 +206,8 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
             raise HTTPError(413, err)
 
     def check_ready() -> None:
+        if state.get("failed"):
+            raise HTTPError(503, f"the model failed to warm up: {state['failed']}")
         if not state["ready"]:
             raise HTTPError(503, "warming up: the model is not ready yet", headers={"Retry-After": "1"})
 
@@ -235,15 +241,21 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         return JSONResponse(out)  # plain JSON: no second pass through FastAPI's encoder
 
     async def score_documents(endpoint: str, body, texts: list[str], *, max_tokens: int | None = None,
-                              from_end: bool = False, refuse_long: bool = False) -> tuple[dict, list[int], str]:
+                              from_end: bool = False, refuse_long: bool = False,
+                              count_tokens: bool = False) -> tuple[dict, list[int], str, int | None]:
         """Score a compatible request's texts on the engine, each cut to what the model reads of it (and to
-        ``max_tokens``): ``(engine answer, indices of the texts cut, what they were cut to)``."""
+        ``max_tokens``): ``(engine answer, indices of the texts cut, what they were cut to, tokens read or
+        None)``."""
         check_sizes(body.query, texts)
         check_ready()
-        pre, cut_chars = cut_long_passages(limits, [{"id": i, "text": t} for i, t in enumerate(texts)])
+        pre, cut_chars = cut_long_passages(limits, [{"id": i, "text": t} for i, t in enumerate(texts)], from_end)
+
+        def fit():
+            fitted, cut = service.fit_to_window(body.query, [c["text"] for c in pre], max_tokens, from_end)
+            return fitted, cut, (service.count_tokens(body.query, fitted) if count_tokens else None)
+
         try:
-            fitted, cut = await asyncio.to_thread(service.fit_to_window, body.query, [c["text"] for c in pre],
-                                                  max_tokens, from_end)
+            fitted, cut, tokens = await asyncio.to_thread(fit)
         except RequestError as exc:
             raise HTTPError(422, f"invalid request: {exc}") from None
         truncated = sorted(set(cut_chars) | {i for i, c in enumerate(cut) if c})
@@ -256,7 +268,7 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
                "candidates": [{"id": str(i), "text": t} for i, t in enumerate(fitted)]}
         if body.deadline_ms is not None:
             req["deadline_ms"] = body.deadline_ms
-        return await run(req), truncated, budget
+        return await run(req), truncated, budget, tokens
 
     def headers_for(out: dict, truncated: list[int]) -> dict:
         h = {}
@@ -270,13 +282,15 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         from course_lib.service.compat import document_texts
 
         texts = document_texts(body.documents, body.rank_fields)
-        out, truncated, budget = await score_documents(endpoint, body, texts, max_tokens=body.max_tokens_per_doc)
+        out, truncated, budget, tokens = await score_documents(endpoint, body, texts, max_tokens=body.max_tokens_per_doc,
+                                                               count_tokens=endpoint == "/rerank")
         answer = cohere_answer(out, body.documents, top_n=body.top_n, return_documents=return_documents,
-                               endpoint=endpoint, model=body.model or model_name, truncated=truncated, budget=budget)
+                               endpoint=endpoint, model=body.model or model_name, truncated=truncated, budget=budget,
+                               total_tokens=tokens)
         return JSONResponse(answer, headers=headers_for(out, truncated))
 
     async def tei_rerank(body: TEIBody):
-        out, truncated, _ = await score_documents(
+        out, truncated, _, _ = await score_documents(
             "/rerank", body, body.texts, from_end=(body.truncation_direction or "right").lower() == "left",
             refuse_long=body.truncate is False)
         answer = tei_answer(out, body.texts, raw_scores=bool(body.raw_scores), return_text=bool(body.return_text),
@@ -387,10 +401,15 @@ class _Observe:
                 status["code"] = message["status"]
             await send(message)
 
-        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length", b"")
         declared = int(length) if length.isdigit() else None
         if scope.get("method") in ("POST", "PUT", "PATCH"):
-            body, too_large = await self._read(receive, declared)
+            waits = headers.get(b"expect", b"").lower() == b"100-continue"  # the client sends only if told to
+            if waits and declared is not None and declared > self.max_body_bytes:
+                body, too_large = None, True  # answered before the body is sent: nothing to drain
+            else:
+                body, too_large = await self._read(receive, declared)
             if too_large:
                 size = f"{declared} bytes" if declared is not None else "a chunked body"
                 response = _json(413, f"request body of {size} exceeds the limit of {self.max_body_bytes} bytes",
@@ -463,9 +482,10 @@ def size_message(limits: Limits, query: str, candidates) -> str | None:
     return None
 
 
-def cut_long_passages(limits: Limits, candidates: list[dict]) -> tuple[list[dict], list[str]]:
+def cut_long_passages(limits: Limits, candidates: list[dict], from_end: bool = False) -> tuple[list[dict], list[str]]:
     """Candidates whose text is longer than ``limits.max_passage_chars`` cut there (at the last space before
-    it, when there is one), as new dicts; returns ``(candidates, ids of those cut)``.
+    it, when there is one), as new dicts; returns ``(candidates, ids of those cut)``.  ``from_end`` keeps the
+    text's last ``max_passage_chars`` characters instead (from the first space among them).
 
     >>> cands, cut = cut_long_passages(Limits(max_passage_chars=10), [{"id": "a", "text": "short"},
     ...                                                              {"id": "b", "text": "one two three four"}])
@@ -476,9 +496,14 @@ def cut_long_passages(limits: Limits, candidates: list[dict]) -> tuple[list[dict
     for c in candidates:
         text = c["text"]
         if len(text) > limits.max_passage_chars:
-            head = text[: limits.max_passage_chars]
-            space = head.rfind(" ")
-            c = {**c, "text": head[:space] if space > 0 else head}
+            if from_end:
+                tail = text[-limits.max_passage_chars:]
+                space = tail.find(" ")
+                c = {**c, "text": tail[space + 1:] if 0 <= space < len(tail) - 1 else tail}
+            else:
+                head = text[: limits.max_passage_chars]
+                space = head.rfind(" ")
+                c = {**c, "text": head[:space] if space > 0 else head}
             cut.append(c.get("id"))
         out.append(c)
     return out, cut

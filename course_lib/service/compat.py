@@ -17,7 +17,7 @@ endpoint               request                              answer
 ``POST /rerank``       TEI: ``query``, ``texts``,           a list ``[{index, score, text?}]``, best first
                        ``raw_scores``, ``return_text``,
                        ``truncate``, ``truncation_direction``
-``POST /rerank``       Jina / vLLM: ``query``,              ``{id, model, results: [{index,
+``POST /rerank``       Jina / vLLM: ``query``,              ``{id, model, usage, results: [{index,
                        ``documents``, ``top_n``,            relevance_score, document}], meta}``
                        ``return_documents`` (default true)
 =====================  ===================================  ===============================================
@@ -34,18 +34,21 @@ Matched against (read in their code and documentation, December 2026):
 * Hugging Face text-embeddings-inference 1.x ``/rerank`` (``texts``, ``raw_scores`` default false,
   ``return_text`` default false, ``truncate`` default false, ``truncation_direction`` ``Right``/``Left``);
 * Jina's rerank API and vLLM's Jina-compatible ``/rerank`` (``documents``, ``top_n``,
-  ``return_documents`` default true; results carry ``document: {text}``); infinity's ``/rerank`` takes
-  the same body.
+  ``return_documents`` default true; results carry ``document: {text}``; ``usage: {total_tokens}``);
+  infinity's ``/rerank`` takes the same body.  Only the ``cohere`` SDK, ``langchain-cohere`` and plain
+  ``httpx``/``requests``/``urllib`` are run against the service in the tests; the others were matched by
+  reading their documentation.
 
 Scores: ``relevance_score`` (Cohere, Jina) and TEI's ``score`` are the course reranker's calibrated
 probability of relevance, in [0, 1]; TEI's ``raw_scores: true`` gives the logit.
 
-**Long documents are cut, not refused.**  Each document is cut to what the model reads of it beside the
-query — and to ``max_tokens_per_doc`` tokens when a client asks for fewer — at token boundaries, so the
-scores are those of the whole document; the answer flags what was cut (``"truncated": true`` on the
-result, ``truncated`` indices and a ``meta.warnings`` line on Cohere/Jina answers, an
-``X-Truncated-Documents`` header on TEI's list) and ``/metrics`` counts it
-(``rerank_truncated_documents_total``).  TEI's ``truncate: false``, sent explicitly, is honoured the
+**Long documents are cut, not refused.**  Each document is cut at a token boundary to what the model reads
+of it beside the query — so its score is the whole document's — or to ``max_tokens_per_doc`` tokens when a
+client asks for fewer (then the model reads less, as the client asked).  The answer flags what was cut
+(``"truncated": true`` on the result, ``truncated`` indices and a ``meta.warnings`` line on Cohere/Jina
+answers, an ``X-Truncated-Documents`` header on TEI's list) and ``/metrics`` counts it
+(``rerank_truncated_documents_total``).  (For BERT-style WordPiece tokenizers, such as the course
+reranker's; a scorer that reads long documents in windows, ``long_documents="maxp"``, is sent them whole.)  TEI's ``truncate: false``, sent explicitly, is honoured the
 way TEI honours it: a document longer than the model reads is a 413.
 
 **Degraded answers stay valid.**  When a request would miss its deadline (``deadline_ms`` in the body —
@@ -172,9 +175,10 @@ def _warnings(truncated: list[int], budget: str, degraded: str | None) -> list[s
 
 
 def cohere_answer(engine_out: dict, documents: list, *, top_n: int | None, return_documents: bool, endpoint: str,
-                  model: str, truncated: list[int], budget: str) -> dict:
+                  model: str, truncated: list[int], budget: str, total_tokens: int | None = None) -> dict:
     """The Cohere/Jina answer to one request from the engine's result (whose candidates' ids are the
-    documents' positions): best first, ``top_n`` of them, finite scores even when degraded.
+    documents' positions): best first, ``top_n`` of them, finite scores even when degraded; on ``/rerank``
+    (Jina's and vLLM's shape) also ``model`` and ``usage: {total_tokens}`` (the tokens the model read).
 
     >>> out = {"degraded": False, "results": [{"id": "1", "relevance_score": 0.9}, {"id": "0", "relevance_score": 0.2}]}
     >>> a = cohere_answer(out, ["x", "y"], top_n=1, return_documents=True, endpoint="/v2/rerank", model="m",
@@ -195,13 +199,15 @@ def cohere_answer(engine_out: dict, documents: list, *, top_n: int | None, retur
             item["truncated"] = True
         results.append(item)
     meta = {"api_version": {"version": API_VERSION[endpoint]},
-            "billed_units": {"search_units": max(1, math.ceil(len(documents) / 100))}}
+            "billed_units": {"search_units": math.ceil(len(documents) / 100)}}
     warnings = _warnings(truncated, budget, degraded)
     if warnings:
         meta["warnings"] = warnings
     out = {"id": str(uuid.uuid4()), "results": results, "meta": meta}
     if endpoint == "/rerank":
         out["model"] = model
+        if total_tokens is not None:
+            out["usage"] = {"total_tokens": total_tokens}
     if truncated:
         out["truncated"] = truncated
     return out

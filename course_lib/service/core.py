@@ -147,13 +147,13 @@ def _first_stage_order(candidates: list[dict], top_k: int | None) -> list[dict]:
     return out if top_k is None else out[: int(top_k)]
 
 
-def _pair_encoder(scorer):
-    """The :class:`~course_lib.scorers.pair_encoding.PairEncoder` of a scorer or of the scorer it wraps, or None."""
+def _pair_encoder_owner(scorer):
+    """The scorer — ``scorer`` or one it wraps — that has a ``pair_encoder()`` (a cross-encoder scorer), or None."""
     for _ in range(8):
         if scorer is None:
             return None
         if callable(getattr(scorer, "pair_encoder", None)):
-            return scorer.pair_encoder()
+            return scorer
         scorer = getattr(scorer, "scorer", None) or getattr(scorer, "base", None)
     return None
 
@@ -368,12 +368,14 @@ class ScalableRerankingService:
     def fit_to_window(self, query: str, texts: list[str], max_tokens: int | None = None,
                       from_end: bool = False) -> tuple[list[str], list[bool]]:
         """``texts`` cut to what the model reads of each beside ``query`` — and to ``max_tokens`` tokens when
-        given (a client's per-document budget) — and whether each was cut.  A cut keeps whole tokens, so the
-        model reads the same ids as from the uncut text: the scores do not change, the answer can say which
-        documents the model did not read to the end.  ``from_end`` keeps a text's last tokens instead.
+        given (a client's per-document budget) — and whether each was cut.  Without ``max_tokens`` a cut keeps
+        whole tokens up to where the model's own truncation would stop (the query capped as the scorer caps
+        it), so the model reads the same ids and the score does not change; the answer can say which documents
+        the model did not read to the end.  ``from_end`` keeps a text's last tokens instead.
 
-        A scorer without a token-level encoder (not a cross-encoder with a fast tokenizer) is given whole
-        texts, or texts cut to ``max_tokens`` whitespace-separated words.
+        A scorer that reads long documents in windows (``long_documents="maxp"``) gets whole texts, none
+        flagged, unless ``max_tokens`` is given; a scorer without a token-level encoder (not a cross-encoder
+        with a fast tokenizer) gets whole texts, or texts cut to ``max_tokens`` whitespace-separated words.
 
         >>> svc = ScalableRerankingService()
         >>> texts, cut = svc.fit_to_window("what is a cat", ["a cat is a small mammal " * 100, "a dog"])
@@ -384,7 +386,8 @@ class ScalableRerankingService:
         """
         if max_tokens is not None and int(max_tokens) < 1:
             raise RequestError(f"max_tokens_per_doc must be at least 1, got {max_tokens}")
-        encoder = _pair_encoder(self.scorer)
+        owner = _pair_encoder_owner(self.scorer)
+        encoder = owner.pair_encoder() if owner is not None else None
         if encoder is None:
             if max_tokens is None:
                 return list(texts), [False] * len(texts)
@@ -392,10 +395,24 @@ class ScalableRerankingService:
             cut = [len(w) > max_tokens for w in words]
             keep = [(w[-max_tokens:] if from_end else w[:max_tokens]) for w in words]
             return [" ".join(k) if c else t for k, c, t in zip(keep, cut, texts)], cut
-        budget = encoder.passage_budget(query)
+        windows = getattr(owner, "long_documents", "truncate") == "maxp"
+        if windows and max_tokens is None:
+            return list(texts), [False] * len(texts)
+        budget = encoder.passage_budget(query, getattr(owner, "max_query_tokens", None))
         if max_tokens is not None:
-            budget = min(budget, int(max_tokens))
+            budget = int(max_tokens) if windows else min(budget, int(max_tokens))
         return encoder.cut_to_tokens(texts, budget, from_end=from_end)
+
+    def count_tokens(self, query: str, texts: list[str]) -> int | None:
+        """Tokens the model reads for these pairs (each pair capped at the window, special tokens included),
+        or None for a scorer without a token-level encoder: what a Jina-style answer reports as ``usage``."""
+        owner = _pair_encoder_owner(self.scorer)
+        encoder = owner.pair_encoder() if owner is not None else None
+        if encoder is None:
+            return None
+        q = encoder.count_tokens([query])[0]
+        q = min(q, int(getattr(owner, "max_query_tokens", q) or q))
+        return sum(min(encoder.max_length, encoder.specials + q + p) for p in encoder.count_tokens(texts))
 
     async def rerank(self, request: dict) -> dict:
         """Rerank one request; returns ``{"request_id", "results", "degraded", "reason"?}``.

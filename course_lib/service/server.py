@@ -119,7 +119,10 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.proc.stdout.read()[-2000:]}")
             try:
-                if httpx.get(self.url + "/ready", timeout=2, headers=headers, trust_env=False).status_code == 200:
+                code = httpx.get(self.url + "/ready", timeout=2, headers=headers, trust_env=False).status_code
+                if code == 404:  # an app without readiness (Ray Serve's): its liveness
+                    code = httpx.get(self.url + "/health", timeout=2, headers=headers, trust_env=False).status_code
+                if code == 200:
                     return self
             except httpx.HTTPError:
                 pass

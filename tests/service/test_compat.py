@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from course_lib.scorers.base import Scorer
 from course_lib.service import ScalableRerankingService, create_app
-from course_lib.service.app import Limits
+from course_lib.service.app import Limits, cut_long_passages
 
 QUERY = "capital of france"
 DOCS = ["bananas are yellow", "paris is the capital of france", "the capital city"]
@@ -112,6 +112,23 @@ def test_long_documents_are_cut_to_what_the_model_reads_flagged_and_counted(cour
         course = c.post("/rerank", json={"query": query, "candidates": [{"id": "a", "text": docs[1]}]}).json()
         assert "truncated" not in course  # the course's own shape is unchanged
         assert metric(c, "rerank_truncated_documents_total") == 1 + 2 + 1
+        # a query past the scorer's 64-token cap: the document is cut where the model stops reading it beside the capped query
+        long_query = " ".join(["honey bees collect nectar and make honey in the hive"] * 8)
+        out = c.post("/v2/rerank", json={"query": long_query, "documents": docs[:1]}).json()
+        whole = course_scorer.probabilities(course_scorer.score(long_query, docs[:1]))
+        assert out["truncated"] == [0] and np.allclose(out["results"][0]["relevance_score"], whole, atol=1e-5)
+        jina = c.post("/rerank", json={"query": query, "documents": docs}).json()
+        tok = course_scorer.tokenizer
+        n_q = len(tok(query, add_special_tokens=False)["input_ids"])
+        read = [min(course_scorer.max_length, 3 + n_q + len(tok(d, add_special_tokens=False)["input_ids"])) for d in docs]
+        assert jina["usage"]["total_tokens"] == sum(read)  # [CLS] query [SEP] passage [SEP], each pair capped
+        # TEI's truncation_direction: Left keeps the end of a text, even one past the 8,000-character limit
+        tail = "the very last words are these"
+        left = c.post("/rerank", json={"query": query, "texts": [long + " " + tail], "truncation_direction": "left"})
+        assert left.json()[0]["truncated"] is True
+        svc = c.app.state.service
+        pre, _ = cut_long_passages(Limits(), [{"id": 0, "text": long + " " + tail}], from_end=True)
+        assert svc.fit_to_window(query, [pre[0]["text"]], from_end=True)[0][0].endswith(tail)
 
 
 class Slow(Scorer):
@@ -154,6 +171,21 @@ def test_not_ready_until_warm(overlap_scorer):
     assert health.status_code == 200 and health.json()["ready"] is False  # alive, not ready
     assert scored.status_code == 503 and "warming up" in scored.json()["message"]
     assert later.status_code == 200
+
+
+def test_a_failed_warm_up_never_reports_ready(overlap_scorer):
+    class Broken(Scorer):
+        def score_pairs(self, pairs):
+            raise RuntimeError("CUDA out of memory")
+
+    app = create_app(ScalableRerankingService(scorer=Broken()), background_warm_up=True)
+    with TestClient(app) as c:
+        for _ in range(100):
+            if c.app.state.readiness.get("failed"):
+                break
+            time.sleep(0.02)
+        r = c.get("/ready")
+    assert r.status_code == 503 and "failed to warm up" in r.json()["message"] and "out of memory" in r.json()["message"]
 
 
 def test_openapi_lists_every_endpoint_with_examples(client):
@@ -255,4 +287,13 @@ def test_an_oversized_body_is_a_413_that_urllib_requests_and_httpx_all_read(serv
     chunked = httpx.post(server.url + "/v2/rerank", content=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
                          headers=headers, timeout=60, trust_env=False)  # no Content-Length: counted as it arrives
     assert chunked.status_code == 413
+    import socket
+    from urllib.parse import urlsplit
+
+    host, port = urlsplit(server.url).hostname, urlsplit(server.url).port
+    with socket.create_connection((host, port), timeout=30) as sock:  # curl's way: headers first, the body only if told
+        sock.sendall(f"POST /v2/rerank HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\nX-API-Key: {KEY}\r\n\r\n".encode())
+        head = sock.recv(4096).decode()
+    assert head.startswith("HTTP/1.1 413")  # answered before a byte of the body was sent
     assert httpx.get(server.url + "/health", trust_env=False).status_code == 200  # public on loopback, no key
