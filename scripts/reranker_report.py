@@ -22,7 +22,7 @@ configure(offline=True)
 from course_lib import metrics  # noqa: E402
 from course_lib.caches import ScoreCache  # noqa: E402
 from course_lib.data import DataError, course_query_split, load_beir  # noqa: E402
-from course_lib.evaluation import sample_queries  # noqa: E402
+from course_lib.evaluation import paired_bootstrap, sample_queries  # noqa: E402
 from course_lib.fusion import DEFAULT_FUSION_WEIGHT  # noqa: E402
 from course_lib.models import course_reranker_path, load_reranker  # noqa: E402
 from course_lib.scorers.cross_encoder import CrossEncoderScorer  # noqa: E402
@@ -61,23 +61,31 @@ def main():
     sets = collections(args.data, args.k, args.k_obliqa or args.k)
     firsts = {label: first_stage_run(ds, "dense", depth) for label, _, ds, depth in sets}
     report = {"k": args.k, "collections": {}}
-    for model, w in zip(args.models, weights):
+    # one model at several weights (--models shipped shipped --weights 0.85 0.55) is labelled by its weight
+    names = args.models if len(set(args.models)) == len(args.models) else [f"{m} w={w}" for m, w in zip(args.models, weights)]
+    for model, name, w in zip(args.models, names, weights):
         path = course_reranker_path() if model == "shipped" else Path(model)
         scorer = CrossEncoderScorer(load_reranker(str(path)))
         for label, cache_name, ds, depth in sets:
             first = firsts[label]
             scores, _, _ = rerank_scores(ds, first, scorer, ScoreCache.for_scorer(scorer, cache_name), show_progress=True)
+            dense = metrics.ndcg(first, ds.qrels, 10)
             row = report["collections"].setdefault(label, {"n_queries": len(ds.queries), "k": depth,
-                                                           "dense": round(metrics.mean(metrics.ndcg(first, ds.qrels, 10)), 4)})
-            row[model] = {"alone": round(metrics.mean(metrics.ndcg(scores, ds.qrels, 10)), 4),
-                          "fused": round(metrics.mean(metrics.ndcg(fused_run(first, scores, w), ds.qrels, 10)), 4),
-                          "weight": w}
-    head = "| collection | queries | top k | dense | " + " | ".join(f"{m}: alone / fused" for m in args.models) + " |"
+                                                           "dense": round(metrics.mean(dense), 4)})
+            fused = metrics.ndcg(fused_run(first, scores, w), ds.qrels, 10)
+            q = sorted(dense)
+            ci = paired_bootstrap([dense[x] for x in q], [fused[x] for x in q])  # fused - dense, queries resampled
+            row[name] = {"alone": round(metrics.mean(metrics.ndcg(scores, ds.qrels, 10)), 4),
+                         "fused": round(metrics.mean(fused), 4), "weight": w,
+                         "fused_vs_dense": {k: round(ci[k], 4) for k in ("diff", "low", "high")}}
+    head = "| collection | queries | top k | dense | " + " | ".join(
+        f"{m}: alone / fused (fused - dense, 95% CI)" for m in names) + " |"
     print(head)
-    print("|" + "---|" * (4 + len(args.models)))
+    print("|" + "---|" * (4 + len(names)))
     for label, row in report["collections"].items():
-        print(f"| {label} | {row['n_queries']} | {row['k']} | {row['dense']:.4f} | "
-              + " | ".join(f"{row[m]['alone']:.4f} / {row[m]['fused']:.4f}" for m in args.models) + " |")
+        cells = [f"{row[m]['alone']:.4f} / {row[m]['fused']:.4f} ({row[m]['fused_vs_dense']['diff']:+.4f}, "
+                 f"{row[m]['fused_vs_dense']['low']:+.4f}..{row[m]['fused_vs_dense']['high']:+.4f})" for m in names]
+        print(f"| {label} | {row['n_queries']} | {row['k']} | {row['dense']:.4f} | " + " | ".join(cells) + " |")
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1))
 
