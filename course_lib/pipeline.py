@@ -47,7 +47,7 @@ class TwoStageRetriever:
         m: results returned (precision budget, typically 5-10).
         fusion_weight: weight of the cross-encoder in the per-query z-score fusion with the
             first-stage score; 1.0 = cross-encoder alone, 0.0 = first stage alone.  The default
-            was chosen on held-out *training* queries (see :mod:`course_lib.fusion`).
+            was chosen on tuning queries, never on a reported test set (see :mod:`course_lib.fusion`).
         score_threshold: drop results whose cross-encoder probability is below it (0 = keep all).
 
     Result dicts: see :meth:`combine`.

@@ -2,7 +2,7 @@
 
     python -m course_lib.instructor fusion-weight --data $COURSE_DATA_DIR [--model DIR] [--out FILE] [--write]
 
-Tuning sets, all at the deployed depth (dense top 100), none of them a reported test set:
+Tuning sets, none of them a reported test set (dense top 100 unless stated):
 
 * in domain — the SciFact *train* queries held out from the reranker's training (dev, listed in
   ``training.json``);
@@ -21,7 +21,7 @@ read, :func:`course_lib.instructor.selection.select_fusion_weight`) is **max-min
 weight whose *worst* gain over the first stage across the sets is highest, and among those within 0.002 of
 it the smallest — the fused default must not lose to its first stage on kinds of text it was not tuned
 on, and the mean gain (the rule up to stage 6, ``--rule mean``) let the in-domain sets pull the weight
-towards the reranker (0.85, below the first stage on Cranfield's reported half and on unseen collections).
+towards the reranker (0.85, below the first stage on Cranfield and on the course corpus).
 
 Model (rule fixed before any test figure of a candidate is read): a retrained model replaces the
 shipped one if its *reranker-alone* gain over dense, averaged over the tuning sets, is higher, and it

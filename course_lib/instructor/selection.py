@@ -4,7 +4,8 @@
   training and folds it into the weights, so ``sigmoid(logit)`` is a calibrated probability;
 * :func:`select_fusion_weight` picks the pipeline's default fusion weight across tuning
   collections by a rule fixed before any test figure is read
-  (``scripts/select_fusion_weight.py`` runs it on SciFact dev and the Cranfield tune half).
+  (``scripts/select_fusion_weight.py`` runs it on SciFact dev, the Cranfield tune half, the MedQuAD tune
+  slice and ObliQA dev questions).
 """
 
 from __future__ import annotations
