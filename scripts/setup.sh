@@ -37,5 +37,18 @@ if ! python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2
 fi
 echo "==> installing course_lib and the locked versions of its dependencies (requirements.lock)"
 pip install --quiet -r requirements.lock -e ".[test]"
+# promtool (Prometheus's rule checker) for tests/test_deploy.py: taken from Debian's prometheus package without
+# installing it (no service is started); skipped quietly where apt-get is not available.
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$VENV/bin/promtool" ] && command -v apt-get >/dev/null 2>&1; then
+  tmp=$(mktemp -d)
+  venv_bin=$(cd "$VENV/bin" && pwd)
+  if (cd "$tmp" && apt-get download -q prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb x \
+      && cp x/usr/bin/promtool "$venv_bin/promtool"); then
+    echo "==> promtool $("$VENV/bin/promtool" --version 2>&1 | head -1 | cut -d' ' -f3) in $VENV/bin (from Debian's prometheus package)"
+  else
+    echo "==> promtool not available (apt-get download prometheus failed): the alert-rule tests will be skipped"
+  fi
+  rm -rf "$tmp"
+fi
 touch "$STAMP"
 echo "==> done: $(python -c 'import torch, sentence_transformers as st; print("torch", torch.__version__, "| sentence-transformers", st.__version__)')"

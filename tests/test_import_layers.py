@@ -158,7 +158,8 @@ def test_every_layer_names_modules_that_exist():
 
 TESTS = Path(__file__).resolve().parent
 #: Test modules that check the repository as a whole rather than one module.
-REPOSITORY_CHECKS = {"test_course_structure.py", "test_eval_cache.py", "test_import_layers.py", "test_prose_numbers.py"}
+REPOSITORY_CHECKS = {"test_course_structure.py", "test_deploy.py", "test_eval_cache.py", "test_import_layers.py",
+                     "test_prose_numbers.py"}
 
 
 def expected_test(module: str) -> Path:

@@ -124,10 +124,13 @@ def _metrics(service: ScalableRerankingService):
         "batch": Histogram("rerank_batch_pairs", "Pairs scored per model pass", registry=reg,
                            buckets=(1, 5, 10, 20, 50, 100, 200, 400, 800)),
         "queue": Gauge("rerank_queue_pairs", "Pairs waiting to be scored", registry=reg),
+        "capacity": Gauge("rerank_queue_capacity_pairs", "Pairs allowed to wait before requests are refused (503)",
+                          registry=reg),
         "truncated": Counter("rerank_truncated_documents", "Passages cut: to the character limit, to what the model "
                              "reads or to a client's max_tokens_per_doc; by endpoint", ["endpoint"], registry=reg),
     }
     m["queue"].set_function(lambda: service.queued_pairs)
+    m["capacity"].set_function(lambda: service.max_queue_pairs)
 
     class _ServiceCounters:
         def collect(self):
