@@ -52,6 +52,7 @@ import numpy as np  # noqa: E402
 from course_lib import metrics  # noqa: E402
 from course_lib.caches import ScoreCache  # noqa: E402
 from course_lib.domains.benchmark import medquad_tuning_split  # noqa: E402
+from course_lib.fusion import zscore  # noqa: E402
 from course_lib.instructor.selection import prefer_model, select_fusion_weight  # noqa: E402
 from course_lib.data import DataError, load_beir  # noqa: E402
 from course_lib.models import course_reranker_path  # noqa: E402
@@ -63,9 +64,7 @@ WEIGHTS = tuple(round(0.05 * i, 2) for i in range(21))
 
 
 def _z(v):
-    v = np.asarray(v, dtype=float)
-    sd = v.std()
-    return np.zeros_like(v) if sd < 1e-12 else (v - v.mean()) / sd
+    return np.asarray(zscore(v))
 
 
 def _ranks(v):

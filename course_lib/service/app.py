@@ -50,6 +50,7 @@ from course_lib.service.compat import (
     JinaBody,
     TEIBody,
     cohere_answer,
+    document_texts,
     pick_shape,
     tei_answer,
 )
@@ -282,8 +283,6 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         return h
 
     async def documents_rerank(endpoint: str, body: CohereBody, return_documents: bool):
-        from course_lib.service.compat import document_texts
-
         texts = document_texts(body.documents, body.rank_fields)
         out, truncated, budget, tokens = await score_documents(endpoint, body, texts, max_tokens=body.max_tokens_per_doc,
                                                                count_tokens=endpoint == "/rerank")

@@ -147,15 +147,17 @@ def _first_stage_order(candidates: list[dict], top_k: int | None) -> list[dict]:
     return out if top_k is None else out[: int(top_k)]
 
 
-def _pair_encoder_owner(scorer):
-    """The scorer — ``scorer`` or one it wraps — that has a ``pair_encoder()`` (a cross-encoder scorer), or None."""
+def _pair_encoder(scorer):
+    """``(owner, encoder)``: the scorer — ``scorer`` or one it wraps — that has a ``pair_encoder()`` (a
+    cross-encoder scorer) and its :class:`~course_lib.scorers.pair_encoding.PairEncoder`; ``(None, None)`` when
+    none has one."""
     for _ in range(8):
         if scorer is None:
-            return None
+            break
         if callable(getattr(scorer, "pair_encoder", None)):
-            return scorer
+            return scorer, scorer.pair_encoder()
         scorer = getattr(scorer, "scorer", None) or getattr(scorer, "base", None)
-    return None
+    return None, None
 
 
 class ScalableRerankingService:
@@ -386,8 +388,7 @@ class ScalableRerankingService:
         """
         if max_tokens is not None and int(max_tokens) < 1:
             raise RequestError(f"max_tokens_per_doc must be at least 1, got {max_tokens}")
-        owner = _pair_encoder_owner(self.scorer)
-        encoder = owner.pair_encoder() if owner is not None else None
+        owner, encoder = _pair_encoder(self.scorer)
         if encoder is None:
             if max_tokens is None:
                 return list(texts), [False] * len(texts)
@@ -406,8 +407,7 @@ class ScalableRerankingService:
     def count_tokens(self, query: str, texts: list[str]) -> int | None:
         """Tokens the model reads for these pairs (each pair capped at the window, special tokens included),
         or None for a scorer without a token-level encoder: what a Jina-style answer reports as ``usage``."""
-        owner = _pair_encoder_owner(self.scorer)
-        encoder = owner.pair_encoder() if owner is not None else None
+        owner, encoder = _pair_encoder(self.scorer)
         if encoder is None:
             return None
         q = encoder.count_tokens([query])[0]

@@ -12,7 +12,6 @@ import asyncio
 import json
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -21,12 +20,6 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prometheus_binary(tmp: Path) -> str:
@@ -60,7 +53,7 @@ def main():
     args = ap.parse_args()
 
     from course_lib.service.loadtest import run_load, workload
-    from course_lib.service.server import ServerProcess
+    from course_lib.service.server import ServerProcess, free_port
 
     with tempfile.TemporaryDirectory() as tmp_name, ServerProcess(env={"COURSE_API_KEY": ""}) as srv:
         tmp = Path(tmp_name)

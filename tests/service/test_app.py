@@ -110,9 +110,10 @@ def test_more_candidates_than_the_queue_holds_is_413(overlap_scorer):
 
 
 def test_metrics_counters_move(client):
+    from course_lib.service.loadtest import read_metric
+
     def value(name):  # summed over labels
-        return sum(float(line.rsplit(" ", 1)[1]) for line in client.get("/metrics").text.splitlines()
-                   if line.startswith(name + " ") or line.startswith(name + "{"))
+        return read_metric(client.get("/metrics").text, name)
 
     assert client.get("/health").json()["status"] == "ok"
     client.post("/rerank", json=BODY)

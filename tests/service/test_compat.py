@@ -10,8 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from course_lib.scorers.base import Scorer
-from course_lib.service import ScalableRerankingService, create_app
+from course_lib.service import DelayedScorer, ScalableRerankingService, create_app
 from course_lib.service.app import Limits, cut_long_passages
+from course_lib.service.loadtest import read_metric
 
 QUERY = "capital of france"
 DOCS = ["bananas are yellow", "paris is the capital of france", "the capital city"]
@@ -21,11 +22,6 @@ DOCS = ["bananas are yellow", "paris is the capital of france", "the capital cit
 def client(overlap_scorer):
     with TestClient(create_app(ScalableRerankingService(scorer=overlap_scorer), limits=Limits(max_candidates=5))) as c:
         yield c
-
-
-def metric(c, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in c.get("/metrics").text.splitlines()
-               if line.startswith((name + " ", name + "{")))
 
 
 @pytest.mark.parametrize("path", ["/v1/rerank", "/v2/rerank"])
@@ -111,7 +107,7 @@ def test_long_documents_are_cut_to_what_the_model_reads_flagged_and_counted(cour
         assert refused.status_code == 413 and "truncate is false" in refused.json()["message"]
         course = c.post("/rerank", json={"query": query, "candidates": [{"id": "a", "text": docs[1]}]}).json()
         assert "truncated" not in course  # the course's own shape is unchanged
-        assert metric(c, "rerank_truncated_documents_total") == 1 + 2 + 1
+        assert read_metric(c.get("/metrics").text, "rerank_truncated_documents_total") == 1 + 2 + 1
         # a query past the scorer's 64-token cap: the document is cut where the model stops reading it beside the capped query
         long_query = " ".join(["honey bees collect nectar and make honey in the hive"] * 8)
         out = c.post("/v2/rerank", json={"query": long_query, "documents": docs[:1]}).json()
@@ -131,17 +127,8 @@ def test_long_documents_are_cut_to_what_the_model_reads_flagged_and_counted(cour
         assert svc.fit_to_window(query, [pre[0]["text"]], from_end=True)[0][0].endswith(tail)
 
 
-class Slow(Scorer):
-    def __init__(self, inner, seconds):
-        self.inner, self.seconds = inner, seconds
-
-    def score_pairs(self, pairs):
-        time.sleep(self.seconds)
-        return self.inner.score_pairs(pairs)
-
-
 def test_a_degraded_answer_keeps_finite_scores_and_says_why(overlap_scorer):
-    app = create_app(ScalableRerankingService(scorer=Slow(overlap_scorer, 0.5), cache_size=0), warm_up=False)
+    app = create_app(ScalableRerankingService(scorer=DelayedScorer(overlap_scorer, delay_s=0.5), cache_size=0), warm_up=False)
     with TestClient(app) as c:
         r = c.post("/v2/rerank", json={"query": QUERY, "documents": DOCS, "deadline_ms": 150})
         tei = c.post("/rerank", json={"query": QUERY, "texts": DOCS, "deadline_ms": 150})
@@ -156,7 +143,7 @@ def test_a_degraded_answer_keeps_finite_scores_and_says_why(overlap_scorer):
 def test_not_ready_until_warm(overlap_scorer):
     import httpx
 
-    app = create_app(ScalableRerankingService(scorer=Slow(overlap_scorer, 0.6)), background_warm_up=True)
+    app = create_app(ScalableRerankingService(scorer=DelayedScorer(overlap_scorer, delay_s=0.6)), background_warm_up=True)
 
     async def go():
         async with app.router.lifespan_context(app):
