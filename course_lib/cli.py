@@ -6,6 +6,7 @@ learners:
     course-lib grade exercises/NN.ipynb   grade an exercise notebook
     course-lib serve [--port 8000]        the reranking service over HTTP (127.0.0.1 by default)
     course-lib loadtest --url URL ...     a bounded load test of a service on this machine
+    course-lib cost --core-hour P ...     machine-hours and cost per 1,000 queries from speed records
 
 instructors (how the shipped course reranker was made; not needed to take the course) have their own
 entry point: ``python -m course_lib.instructor --help``.
@@ -260,6 +261,9 @@ def _cmd_serve(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.ray and config.rollout_plan() is not None:
+        print("error: --shadow and --canary run in one process; not with --ray", file=sys.stderr)
+        return 2
     if args.ray:
         import time
 
@@ -273,8 +277,10 @@ def _cmd_serve(args) -> int:
         except KeyboardInterrupt:
             ray_serve.stop()
         return 0
-    print(f"serving on http://{config.host}:{config.port} ({'micro-batching' if config.batching else 'no batching'};"
-          f" Ctrl-C stops)", flush=True)
+    plan = config.rollout_plan()
+    also = f"; {plan[0]} {plan[1]} on {plan[2]:.0%} of requests" if plan else ""
+    print(f"serving on http://{config.host}:{config.port} ({'micro-batching' if config.batching else 'no batching'}"
+          f"{also}; Ctrl-C stops)", flush=True)
     run_server(config)
     return 0
 
@@ -292,6 +298,9 @@ def _cmd_loadtest(args) -> int:
     reqs = workload(args.requests, args.dataset, args.k, args.repeat_fraction, data_dir=args.data_dir)
     res = asyncio.run(run_load(args.url, reqs, args.concurrency, args.deadline_ms, args.api_key or settings.api_key(),
                                max_seconds=args.max_seconds))
+    from course_lib.bench import machine
+
+    res["machine"] = machine()  # loopback only: the server's machine too (what course-lib cost reads)
     if args.offline_baseline:  # the same pairs scored in this process, no HTTP, after the load is over
         res["offline_pairs_per_s"] = round(offline_pairs_per_s(reqs), 1)
         res["service_vs_offline"] = round(res["pairs_per_s"] / res["offline_pairs_per_s"], 3) if res["pairs_per_s"] else None
@@ -304,6 +313,29 @@ def _cmd_loadtest(args) -> int:
             if key != "latencies_ms":
                 print(f"{key:22s} {v}")
     return 0 if res["errors"] == 0 else 1
+
+
+def _cmd_cost(args) -> int:
+    from course_lib.service.cost import DEFAULT_RECORDS, cost_rows, format_table, load_record
+
+    try:
+        records = [load_record(r) for r in (args.record or DEFAULT_RECORDS)]
+        rows = cost_rows(records, core_hour=args.core_hour, gpu_hour=args.gpu_hour, k=args.k,
+                         cache_hit_rate=args.cache_hit_rate, only=args.only)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(format_table(rows, args.currency))
+    k = f"K = {args.k}" if args.k else "each record's own K"
+    prices = ", ".join(p for p in (f"{args.currency}{args.core_hour}/core-hour" if args.core_hour is not None else "",
+                                   f"{args.currency}{args.gpu_hour}/GPU-hour" if args.gpu_hour is not None else "") if p)
+    print(f"\nper 1,000 queries at {k}, cache hit rate {args.cache_hit_rate:g}; prices: {prices or 'none given (cost left out)'}")
+    for rec in records:
+        print(f"record {rec['source']}: {rec.get('machine')}" + (f" -- {rec['note'][:160]}..." if rec.get("note") else ""))
+    return 0
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -371,6 +403,18 @@ def _build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--latencies", action="store_true", help="include every request's latency in the output")
     lt.add_argument("--json", action="store_true")
     lt.set_defaults(func=_cmd_loadtest)
+
+    co = sub.add_parser("cost", help="machine-hours and cost per 1,000 queries from bench/loadtest records")
+    co.add_argument("--record", action="append", default=None,
+                    help="a course-lib bench --json or loadtest --json record (repeatable; default: the shipped CPU and GPU records)")
+    co.add_argument("--core-hour", type=float, default=None, help="your price per CPU core-hour")
+    co.add_argument("--gpu-hour", type=float, default=None, help="your price per GPU-hour (the machine around it included)")
+    co.add_argument("--currency", default="", help="a symbol to print before prices, e.g. $")
+    co.add_argument("--k", type=int, default=None, help="candidates reranked per query (default: each record's own)")
+    co.add_argument("--cache-hit-rate", type=float, default=0.0, help="share of pairs found in the pair cache (0..1)")
+    co.add_argument("--only", nargs="*", default=None, help="keep settings whose name contains one of these")
+    co.add_argument("--json", action="store_true")
+    co.set_defaults(func=_cmd_cost)
 
     cv = sub.add_parser("convert", help="your own CSV/TSV/JSONL of (query, passage, optional label) -> a BEIR-layout dataset")
     cv.add_argument("source", help="a .csv, .tsv or .jsonl file with columns query, passage[, label, query_id, doc_id, title]")

@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ def run(*args) -> str:
 
 
 def test_rules_and_config_pass_promtool_check():
-    assert "SUCCESS: 12 rules found" in run("check", "rules", "rules.yml")
+    assert "SUCCESS: 17 rules found" in run("check", "rules", "rules.yml")
     assert "is valid prometheus config file syntax" in run("check", "config", "prometheus.yml")
 
 
@@ -54,14 +55,20 @@ def test_every_series_in_the_rules_is_exported_by_the_service(overlap_scorer):
 
     body = {"query": "capital of france", "candidates": [{"id": "a", "text": "paris is the capital of france"},
                                                          {"id": "b", "text": "bananas"}]}
-    with TestClient(create_app(ScalableRerankingService(scorer=overlap_scorer))) as c:
+    from course_lib.service.rollout import Rollout
+
+    # with a candidate in shadow on every request, so the shadow's series exist too
+    rollout = Rollout(ScalableRerankingService(scorer=overlap_scorer), ScalableRerankingService(scorer=overlap_scorer),
+                      mode="shadow", share=1.0)
+    with TestClient(create_app(rollout=rollout)) as c:
         c.post("/rerank", json=body)
         c.post("/rerank", json=body)  # a cache hit
         c.post("/v2/rerank", json={"query": "q", "documents": ["a"]})
+        time.sleep(0.2)  # the shadow's comparisons finish after the answers
         exported = {line.split("{")[0].split(" ")[0] for line in c.get("/metrics").text.splitlines()
                     if line and not line.startswith("#")}
     rules = (DEPLOY / "rules.yml").read_text()
     used = set(re.findall(r"\b(rerank_[a-z_]+)\b", rules))
     assert used and used <= exported, sorted(used - exported)
     assert {"rerank_http_requests_total", "rerank_http_latency_seconds_bucket", "rerank_degraded_total",
-            "rerank_queue_capacity_pairs"} <= used
+            "rerank_queue_capacity_pairs", "rerank_shadow_top_overlap_sum", "rerank_shadow_requests_total"} <= used

@@ -9,6 +9,9 @@
   (a server in a subprocess, for notebooks and tests);
 * :mod:`~course_lib.service.loadtest` — ``course-lib loadtest``: bounded, loopback only;
 * :mod:`~course_lib.service.ray_serve` — the same API as N replicas on Ray Serve.
+* :mod:`~course_lib.service.rollout` — a candidate model beside the primary: in shadow (compared, never
+  answering) or as a canary (answering a share, labelled by fingerprint);
+* :mod:`~course_lib.service.cost` — ``course-lib cost``: machine-hours and money per 1,000 queries from speed records.
 
 Importing this package is light; FastAPI, uvicorn and Ray load when their module is used.
 """

@@ -13,6 +13,10 @@ Endpoints:
 * ``GET /metrics`` — Prometheus text: requests by endpoint and status, latency and batch-size histograms,
   cache hits/misses, queue depth, documents truncated.
 
+Every answer names the model that ranked it (the ``X-Rerank-Model`` header; ``model`` in the course's shape). With a
+``rollout`` (:mod:`course_lib.service.rollout`) a candidate model runs beside the primary: in shadow, or answering a
+canary share.
+
 Malformed input is a 422 naming the fields; too many candidates, an over-long query or an over-large
 body is a 413 (the body is read and discarded first, so the client reads the 413); a long passage is cut
 and reported, not refused; a full queue (or a model still warming up) is a 503 with ``Retry-After``; a
@@ -148,7 +152,7 @@ def _metrics(service: ScalableRerankingService):
 
 def create_app(service: ScalableRerankingService | None = None, *, search=None, api_key: str | None = None,
                limits: Limits = Limits(), warm_up: bool = True, background_warm_up: bool = False,
-               public_ops: bool = False, model_name: str = "course-reranker") -> FastAPI:
+               public_ops: bool = False, model_name: str = "course-reranker", rollout=None) -> FastAPI:
     """The FastAPI app around a service.
 
     Args:
@@ -166,12 +170,22 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         public_ops: whether ``/health``, ``/ready`` and ``/metrics`` answer without the key (load balancers
             and Prometheus scrapers send none); ``course-lib serve`` makes them public on loopback
             (:meth:`~course_lib.service.config.ServiceConfig.public_ops`).
-        model_name: the name answers report as their ``model``.
+        model_name: the name Cohere- and Jina-shaped answers report as their ``model``.
+        rollout: a :class:`~course_lib.service.rollout.Rollout` — a candidate model in shadow or as a canary
+            beside ``service`` (its primary; ``service`` may then be left out).  Every answer names the model
+            that ranked it: ``model`` (and ``role``) in the course's shape, the ``X-Rerank-Model`` header in all.
     """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+    if rollout is not None:
+        if service is not None and service is not rollout.primary:
+            raise ValueError("service must be the rollout's primary engine (or left out)")
+        service = rollout.primary
     service = service or ScalableRerankingService()
     registry, m = _metrics(service)
+    if rollout is not None:
+        rollout.register_metrics(registry)
+    warm = rollout.warm_up if rollout is not None else service.warm_up
     state = {"ready": not warm_up, "warm_up": None}
 
     def warmed(future):
@@ -183,15 +197,16 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
     @asynccontextmanager
     async def lifespan(app):
         if warm_up and background_warm_up:
-            state["warm_up"] = asyncio.ensure_future(asyncio.to_thread(service.warm_up))
+            state["warm_up"] = asyncio.ensure_future(asyncio.to_thread(warm))
             state["warm_up"].add_done_callback(warmed)
         elif warm_up:
-            await asyncio.to_thread(service.warm_up)  # first passes are slow; seeds the rate deadlines use
+            await asyncio.to_thread(warm)  # first passes are slow; seeds the rate deadlines use
             state["ready"] = True
         yield
         if state["warm_up"] is not None:
             await asyncio.wait([state["warm_up"]])  # its failure, if any, is in state["failed"]
-        await service.stop()  # graceful: finish what is queued and in flight
+        # graceful: finish what is queued and in flight (and the shadow's comparisons)
+        await (rollout.stop() if rollout is not None else service.stop())
 
     app = FastAPI(title="course_lib reranking service", lifespan=lifespan,
                   description="The course's cross-encoder reranker over HTTP: its own `/rerank` shape, and the "
@@ -218,7 +233,11 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
     async def run(req: dict) -> dict:
         check_ready()
         try:
-            return await service.rerank(req)
+            if rollout is not None:
+                return await rollout.rerank(req)
+            out = await service.rerank(req)
+            out["model"] = service.fingerprint
+            return out
         except RequestTooLarge as exc:
             raise HTTPError(413, str(exc)) from None
         except RequestError as exc:
@@ -242,7 +261,7 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         if cut:
             out["truncated"] = cut  # passages cut to max_passage_chars: reported, not refused
             count_truncated("/rerank", len(cut))
-        return JSONResponse(out)  # plain JSON: no second pass through FastAPI's encoder
+        return JSONResponse(out, headers={"X-Rerank-Model": out["model"]})  # plain JSON: no second encoding pass
 
     async def score_documents(endpoint: str, body, texts: list[str], *, max_tokens: int | None = None,
                               from_end: bool = False, refuse_long: bool = False,
@@ -275,7 +294,7 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         return await run(req), truncated, budget, tokens
 
     def headers_for(out: dict, truncated: list[int]) -> dict:
-        h = {}
+        h = {"X-Rerank-Model": out["model"]}
         if out.get("degraded"):
             h["X-Rerank-Degraded"] = "true"
         if truncated:
@@ -330,7 +349,7 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
             req["deadline_ms"] = body.deadline_ms
         out = await run(req)
         out.pop("request_id", None)
-        return JSONResponse(out)
+        return JSONResponse(out, headers={"X-Rerank-Model": out["model"]})
 
     if search is not None:
         app.post("/search", dependencies=[Depends(check_key)], summary="Two-stage search")(search_route)
@@ -338,8 +357,12 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
     @app.get("/health", dependencies=ops, summary="Liveness")
     async def health():
         """Liveness: 200 while the process serves HTTP, with whether the model is warm (``ready``)."""
-        return {"status": "ok", "ready": state["ready"], "model": service.fingerprint, "batching": service.batching,
-                "queued_pairs": service.queued_pairs}
+        out = {"status": "ok", "ready": state["ready"], "model": service.fingerprint, "batching": service.batching,
+               "queued_pairs": service.queued_pairs}
+        if rollout is not None:
+            out["rollout"] = {"mode": rollout.mode, "share": rollout.share, "candidate": rollout.candidate.fingerprint,
+                              "candidate_queued_pairs": rollout.candidate.queued_pairs}
+        return out
 
     @app.get("/ready", dependencies=ops, summary="Readiness", responses={503: {"description": "still warming up"}})
     async def ready():
@@ -352,6 +375,7 @@ def create_app(service: ScalableRerankingService | None = None, *, search=None, 
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.state.service = service
+    app.state.rollout = rollout
     app.state.readiness = state
     return app
 

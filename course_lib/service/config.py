@@ -63,6 +63,10 @@ _HELP = {
     "replicas": "Ray Serve replicas (with --ray)",
     "log_level": "uvicorn's log level",
     "tokenizer_threads": "let the tokenizer use every core (safe in a server process that forks no workers)",
+    "shadow": "a candidate reranker (name/path) scored in shadow on a sampled share of requests, never answering",
+    "shadow_rate": "the share of requests (0..1) the shadow scores",
+    "canary": "a candidate reranker (name/path) that answers a share of requests",
+    "canary_share": "the share of requests (0..1) the canary answers",
     "ops_endpoints": "who may call /health, /ready and /metrics: 'public' (no key), 'key' (the API key, when one "
                      "is set) or 'auto' (public on loopback, the key elsewhere)",
 }
@@ -88,8 +92,17 @@ class ServiceConfig:
     log_level: str = "warning"
     tokenizer_threads: bool = True
     ops_endpoints: str = "auto"
+    shadow: str | None = None
+    shadow_rate: float = 0.1
+    canary: str | None = None
+    canary_share: float = 0.05
 
     def __post_init__(self):
+        if self.shadow is not None and self.canary is not None:
+            raise ValueError("give --shadow or --canary, not both: one candidate at a time")
+        for name in ("shadow_rate", "canary_share"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.ops_endpoints not in ("auto", "public", "key"):
             raise ValueError(f"ops_endpoints must be 'auto', 'public' or 'key', got {self.ops_endpoints!r}")
         for name in ("max_batch_pairs", "max_queue_pairs", "replicas"):
@@ -126,6 +139,18 @@ class ServiceConfig:
                     cache_ttl_s=self.cache_ttl_s, max_queue_pairs=self.max_queue_pairs, batching=self.batching,
                     default_deadline_ms=self.default_deadline_ms)
 
+    def rollout_plan(self) -> tuple[str, str, float] | None:
+        """``(mode, candidate model, share)`` when a shadow or a canary is set, else None.
+
+        >>> ServiceConfig(shadow="runs/new-model").rollout_plan()
+        ('shadow', 'runs/new-model', 0.1)
+        """
+        if self.shadow is not None:
+            return "shadow", self.shadow, float(self.shadow_rate)
+        if self.canary is not None:
+            return "canary", self.canary, float(self.canary_share)
+        return None
+
     def replace(self, **changes) -> "ServiceConfig":
         """A copy with some settings changed (checked again)."""
         return replace(self, **changes)
@@ -149,7 +174,8 @@ class ServiceConfig:
             else:
                 kind = {"port": int, "max_batch_pairs": int, "max_batch_tokens": int, "cache_size": int,
                         "max_queue_pairs": int, "replicas": int,
-                        "max_wait_ms": float, "cache_ttl_s": float, "default_deadline_ms": float}.get(f.name, str)
+                        "max_wait_ms": float, "cache_ttl_s": float, "default_deadline_ms": float,
+                        "shadow_rate": float, "canary_share": float}.get(f.name, str)
                 parser.add_argument(flag, type=kind, default=default, help=_HELP[f.name])
 
     @classmethod

@@ -221,6 +221,9 @@ class ScalableRerankingService:
         self.deadline_margin_ms = deadline_margin_ms
         self.admission_fraction = admission_fraction
         self.batch_listeners: list = []  # callables(pairs, requests, seconds), e.g. a metrics histogram
+        #: another engine this one gives way to: a pass starts only while that one has nothing queued or in
+        #: flight (a shadow model's engine yields to the primary's; see :mod:`course_lib.service.rollout`)
+        self.yield_to: "ScalableRerankingService | None" = None
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
         self._loop = None
@@ -309,6 +312,9 @@ class ScalableRerankingService:
             if batch is None:
                 return
             live = [j for j in batch if not j.future.done()]  # a caller past its deadline has left
+            if live and self.yield_to is not None:
+                await self._give_way()
+                live = [j for j in live if not j.future.done()]
             if not live:
                 continue
             try:
@@ -317,6 +323,12 @@ class ScalableRerankingService:
                 for j in live:
                     if not j.future.done():
                         j.future.set_exception(exc)
+
+    async def _give_way(self, poll_s: float = 0.005) -> None:
+        """Wait while :attr:`yield_to` has pairs queued or in flight (its callers come first)."""
+        other = self.yield_to
+        while (other.queued_pairs or other.in_flight_pairs) and not self._stopping:
+            await asyncio.sleep(poll_s)
 
     async def _score(self, jobs: list[_Job]) -> None:
         unique, where = merge_jobs([(j.query, j.texts) for j in jobs])

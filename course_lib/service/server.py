@@ -72,15 +72,17 @@ def run_server(config: ServiceConfig = ServiceConfig(), *, first_stage=None) -> 
 
     from course_lib.service.app import create_app
     from course_lib.service.core import ScalableRerankingService
+    from course_lib.service.rollout import from_config
 
     key = config.resolved_api_key()
     # A server process forks no workers, so the tokenizer may use every core (the course's policy turns its
     # threads off by default, for notebooks and tests that fork).
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if config.tokenizer_threads else "false"
     service = ScalableRerankingService.from_config(config)
+    rollout = from_config(config, service)  # --shadow / --canary: a candidate model beside the primary
     # serving starts at once; /ready (and scoring) answer 503 until the model is warm
     app = create_app(service, search=first_stage if first_stage is not None else course_first_stage(), api_key=key,
-                     background_warm_up=True, public_ops=config.public_ops())
+                     background_warm_up=True, public_ops=config.public_ops(), rollout=rollout)
     uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level, timeout_graceful_shutdown=30)
 
 
