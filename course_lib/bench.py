@@ -7,6 +7,15 @@ agreement of its top 10 with the naive loop's (identical in order, identical as 
 overlap), the process's peak resident memory so far, and ``speedup`` = the naive loop's ms/query over
 the variant's, measured in the same run.  Timings vary by machine; ratios travel better.
 
+Reading the columns: ``p50_ms`` / ``p95_ms`` are the median and 95th-percentile time per query;
+``pairs_per_s`` counts all K candidates of a query, scored or not (a lever that scores fewer pairs looks
+faster per pair too); ``peak_mb`` is the process's peak memory *so far*, so later rows inherit earlier rows'
+peaks.  Variants that compute exactly what the naive loop computes (bf16 autocast without bf16 units, the
+token budget on pairs ``CrossEncoder.predict`` already sorts by length) measure the timing noise: on a shared
+2-core machine they land between about 0.85x and 1.2x, so read any speed-up in that band as none (the token
+budget sits a little below 1.00 in every shipped record: its own Python batching).  The level rule
+(:mod:`course_lib.optimize.levels`) asks for at least 1.2x, and only together with its quality tolerance.
+
 ``repeat`` > 1 replays the whole query list that many times, as a stream in which every query comes
 back (the workload a pair cache is for): every variant — the naive loop too — sees the same stream,
 latencies cover every arrival, and quality and agreement are read from the last pass.  Warm-up calls
