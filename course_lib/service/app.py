@@ -8,20 +8,29 @@ Endpoints:
   each compatible shape sends and gets, and which client versions it was matched against);
 * ``POST /search`` — ``{"query", "k"?, "m"?, "deadline_ms"?}``: two-stage search over the first stage
   the app was given (``course-lib serve``: a persisted Chroma collection of the course corpus);
-* ``GET /health`` — liveness: status, whether the model is warm, its fingerprint, queue depth;
-* ``GET /ready`` — readiness: 200 once the model is warm, 503 before;
+* ``GET /health`` — liveness (is the process up?): status, whether the model is warm, its fingerprint, queue depth;
+* ``GET /ready`` — readiness (can it score yet?): 200 once the model is warm, 503 before (``course-lib serve``
+  starts listening at once and warms up meanwhile, so a load balancer waits on ``/ready``);
 * ``GET /metrics`` — Prometheus text: requests by endpoint and status, latency and batch-size histograms,
-  cache hits/misses, queue depth, documents truncated.
+  pairs scored, cache hits/misses, queue depth and capacity, degraded and busy (503) answers, documents
+  truncated (to the service's character limit, to what the model reads, or to a client's
+  ``max_tokens_per_doc``); ``deploy/prometheus/`` holds alerting rules for them (``deploy/README.md``).
+
+``/health``, ``/ready`` and ``/metrics`` are public on loopback and behind the key elsewhere;
+``--ops-endpoints public`` (``public_ops``) makes them public everywhere, for a load balancer or a Prometheus
+scraper.
 
 Every answer names the model that ranked it (the ``X-Rerank-Model`` header; ``model`` in the course's shape). With a
 ``rollout`` (:mod:`course_lib.service.rollout`) a candidate model runs beside the primary: in shadow, or answering a
 canary share.
 
-Malformed input is a 422 naming the fields; too many candidates, an over-long query or an over-large
-body is a 413 (the body is read and discarded first, so the client reads the 413); a long passage is cut
-and reported, not refused; a full queue (or a model still warming up) is a 503 with ``Retry-After``; a
-missing or wrong API key (when one is set) is a 401 — on ``/health``, ``/ready`` and ``/metrics`` only
-when ``public_ops`` is off.  Every error is JSON with a ``message``.
+Malformed input is a 422 naming the fields; too many candidates, more pairs than the queue can ever hold,
+an over-long query or an over-large body is a 413 (a body is read and discarded first, up to eight times the
+limit, so the client reads the 413 rather than a connection reset while still sending); a long passage is
+cut and reported in ``truncated``, not refused (the course reranker reads only a pair's first 192 tokens, so
+for ordinary text the cut cannot change a score); a full queue (or a model still warming up) is a 503
+with ``Retry-After``; a missing or wrong API key (when one is set) is a 401 — on ``/health``, ``/ready``
+and ``/metrics`` only when ``public_ops`` is off.  Every error is JSON with a ``message``.
 
 Example
 -------

@@ -47,16 +47,22 @@ of it beside the query — so its score is the whole document's — or to ``max_
 client asks for fewer (then the model reads less, as the client asked).  The answer flags what was cut
 (``"truncated": true`` on the result, ``truncated`` indices and a ``meta.warnings`` line on Cohere/Jina
 answers, an ``X-Truncated-Documents`` header on TEI's list) and ``/metrics`` counts it
-(``rerank_truncated_documents_total``).  (For BERT-style WordPiece tokenizers, such as the course
-reranker's; a scorer that reads long documents in windows, ``long_documents="maxp"``, is sent them whole.)  TEI's ``truncate: false``, sent explicitly, is honoured the
-way TEI honours it: a document longer than the model reads is a 413.
+(``rerank_truncated_documents_total``).  Without ``max_tokens_per_doc`` the cut falls where the model's own
+truncation would, so the score is unchanged (``tests/service/test_compat.py`` checks it against the scorer,
+long queries included).  (For BERT-style WordPiece tokenizers, such as the course reranker's; a scorer that
+reads long documents in windows, ``long_documents="maxp"``, is sent them whole.)  TEI's ``truncate: false``,
+sent explicitly, is honoured the way TEI honours it: a document longer than the model reads is a 413.  The
+body-size limit stays, and its 413 reaches the client (see :mod:`course_lib.service.app`): ``urllib``,
+``requests`` and ``httpx`` all read it in the tests.
 
 **Degraded answers stay valid.**  When a request would miss its deadline (``deadline_ms`` in the body —
 a course extension the other shapes may carry — or the server's default), the answer keeps the
 documents in the order sent with a finite ``relevance_score`` of 0.0 for each (no document was scored),
-a ``meta.warnings`` line saying so and an ``X-Rerank-Degraded`` header; never ``null``, which clients
-that convert scores to floats fail on.  A full queue is a 503 with ``Retry-After`` (the ``cohere`` SDK
-waits that long and retries).
+a ``meta.warnings`` line saying so (Cohere and Jina; TEI's bare list gets the header only) and an
+``X-Rerank-Degraded`` header; never ``null``, which clients that convert scores to floats fail on
+(``test_a_degraded_answer_keeps_finite_scores_and_says_why`` in ``tests/service/test_compat.py``).  A full
+queue is a 503 with ``Retry-After``, which the ``cohere`` SDK waits out and retries (its
+``cohere/core/http_client.py`` retries a 429 or any 5xx, twice by default).
 
 >>> pick_shape({"query": "q", "texts": ["a"]}), pick_shape({"query": "q", "documents": ["a"]})
 ('tei', 'jina')

@@ -14,11 +14,23 @@ What a service needs under concurrent load:
 * **micro-batching** — requests that arrive within ``max_wait_ms`` of the first waiting one are
   merged, up to ``max_batch_pairs`` pairs, into one scoring pass; identical (query, passage)
   pairs are scored once; results are routed back to each caller (``batching=False``: one request
-  per pass, the baseline to compare against);
+  per pass, the baseline to compare against).  Inside a scoring call a CPU runs forward passes of 64
+  pairs (larger batches ran slower on the course's 2-core CPU), while a GPU runs the whole call as one
+  padded batch of up to ``max_batch_pairs`` pairs (256 by default); on a GPU, where a batch's cost grows
+  with its tokens rather than its pairs, the batcher also stops adding requests once a call holds
+  :data:`GPU_BATCH_TOKENS` (65,536) estimated tokens;
 * **deadlines** — a request that would miss its deadline gets the first-stage order back,
-  flagged ``"degraded": true`` with a reason, instead of a late answer;
+  flagged ``"degraded": true`` with a reason, instead of a late answer.  The rule, in two steps: at
+  arrival the service estimates the wait from its measured pairs per second and the pairs ahead of the
+  request; if that exceeds ``admission_fraction`` (60 %) of the request's time budget — the deadline
+  minus ``deadline_margin_ms`` (100 ms, at most a quarter of the deadline) — it falls back at once,
+  conservatively, since a pass runs slower under load than a moment before.  Otherwise the request is
+  queued, and if it is still unscored when the budget runs out it falls back then, early enough for the
+  fallback itself to arrive in time.  A request whose pairs are all in the cache is answered from it,
+  deadline or not;
 * **back-pressure** — at most ``max_queue_pairs`` pairs wait; beyond that :class:`ServiceBusy` is
-  raised (HTTP 503 with ``Retry-After``) instead of letting the queue grow without limit;
+  raised (HTTP 503 with ``Retry-After``) instead of letting the queue grow without limit; a request
+  with more pairs than the queue can ever hold is refused outright (:class:`RequestTooLarge`, HTTP 413);
 * statistics that stay correct under concurrency: every counter is updated on the event loop,
   never from the scoring thread.
 

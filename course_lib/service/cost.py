@@ -18,6 +18,11 @@ machine; a loadtest record's throughput includes the HTTP server's work and, on 
 generator's), and a query's cost is its reranking only (the first stage is a few milliseconds beside it: notebook
 06).  The levers' effects are read from the same record: the distilled speed tier and adaptive K are rows of
 their own; the cache enters as the hit rate you expect (``course-lib bench --repeat 2`` measures one).
+A cache saves only when traffic repeats: a ``pair cache`` row measured on a stream where no query repeats
+costs *more* than the naive loop (a lookup on every pair, no hit).  A GPU record that times one query at a
+time (30 pairs per forward pass) leaves most of the chip idle; a service that merges many queries into one
+pass should cost less per query — measure it with ``course-lib loadtest --json`` against ``course-lib serve``
+on that machine, a record that prices the whole service, HTTP included.
 
     course-lib cost --core-hour 0.05 --gpu-hour 4.0 [--k 30] [--cache-hit-rate 0.3] [--record PATH ...]
 

@@ -11,19 +11,41 @@ runs one of two plans:
   difference when the candidates carry relevance ``label``\\s).  The shadow never delays an answer: its engine
   has its own bounded queue, starts a scoring pass only while the primary's engine has nothing queued or in
   flight (:attr:`~course_lib.service.core.ScalableRerankingService.yield_to`), and a sampled request that finds
-  its queue full, or waits past ``shadow_deadline_ms``, is *dropped* and counted, not waited for.
+  its queue full, or waits past ``shadow_deadline_ms`` (30 s by default), is *dropped* and counted, not waited
+  for.  ``course-lib serve --shadow PATH --shadow-rate 0.1`` scores the shadow in passes of
+  :data:`SHADOW_BATCH_PAIRS` (8) pairs, so a pass that has started ends soon, on a queue of
+  :data:`SHADOW_QUEUE_PAIRS` pairs.  The shadow can take CPU from the primary, but the primary never waits in
+  line behind it.
 * **canary** (``mode="canary"``, ``share`` = the canary's share): a share of requests is *answered* by the
   candidate.  Every answer names the model that ranked it (``model``: its fingerprint; the app also sends
   ``X-Rerank-Model``), and the metrics count answers and their latency by model.  A canary that fails is
-  answered by the primary and counted.
+  answered by the primary and counted (``rerank_canary_fallbacks_total``).  ``course-lib serve --canary PATH
+  --canary-share 0.05``.  The share is a hash, so it tends to ``share`` over many distinct questions and is
+  whatever the hashes give on a few; a canary's answers are for watching what only real answers show (errors,
+  latency, complaints) by model, not ranking quality, which is what the shadow and labelled sets are for.
 
 Which requests are sampled is a pure function of the query text (:func:`sampled`): the same question always goes
 the same way — a user asking twice does not see two models, a replay is reproducible, and the pair caches keep
 working.
 
+The NDCG@10 difference is computed on what the request carries: its ideal ranking is built from the labelled
+candidates, so a relevant passage the first stage missed does not count, and a request with no relevant
+candidate is left out.  Agreement says how *different* a candidate is, not whether it is better: only labels
+say that (notebook 07 replays a fine-tuned candidate that agrees broadly and ranks worse).
+
+What a shadow costs the primary: ``python scripts/shadow_latency.py`` starts ``course-lib serve`` without and
+with ``--shadow`` (a second copy of the course reranker) and sends each the same bounded load, alternating the
+settings over several rounds (record: ``eval_cache/bench/shadow-latency-cpu.json``).  A shadow pass that has
+started shares the cores with whatever primary request arrives meanwhile, so its cost lands in the primary's
+tail (p95) rather than its median; on a primary that is never idle the shadow compares little and drops the
+rest of its sample.  There, run the shadow on another machine, or replay the traffic later.  Passes of 8 pairs
+rather than one pass per shadowed request: an earlier run with 20-pair passes cost the primary more throughput
+(the record's ``note``).
+
 Metrics (Prometheus, registered by :meth:`Rollout.register_metrics`; ``deploy/prometheus/rules.yml`` alerts on
 them): ``rerank_model_answers_total{model,role}``, ``rerank_model_latency_seconds{model,role}``,
-``rerank_shadow_requests_total{candidate,outcome}`` (outcome ``compared``, ``dropped`` or ``failed``), the
+``rerank_canary_fallbacks_total``, ``rerank_shadow_requests_total{candidate,outcome}`` (outcome ``compared``,
+``dropped`` or ``failed``), the
 histogram ``rerank_shadow_top_overlap`` and the summaries ``rerank_shadow_rank_correlation`` and
 ``rerank_shadow_ndcg_diff`` (candidate minus primary; only for labelled requests) — each with ``_sum`` and
 ``_count``, so a rule divides one rate by the other for the mean.
