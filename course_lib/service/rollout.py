@@ -84,10 +84,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import time
 from collections import deque
 
+from course_lib import metrics
 from course_lib.service.core import RequestError, ScalableRerankingService, ServiceBusy, _validate_request
 
 __all__ = ["Rollout", "agreement", "from_config", "ndcg_at", "sampled"]
@@ -113,17 +113,14 @@ def sampled(query: str, share: float, salt: str = "") -> bool:
 
 
 def ndcg_at(ranked_ids: list[str], labels: dict[str, float], k: int = 10) -> float | None:
-    """NDCG@k of one ranking with graded ``labels`` (gain = grade, discount log2(rank + 1), the ideal built from
-    the labels given) — :func:`course_lib.metrics.ndcg`'s formula for one query; None when no label is positive.
+    """NDCG@k of one ranking (ids, best first) with graded ``labels`` (the ideal built from the labels given):
+    :func:`course_lib.metrics.ndcg` for one query; None when no label is positive.
 
     >>> ndcg_at(["a", "b"], {"b": 1}), ndcg_at(["b", "a"], {"b": 1}), ndcg_at(["a"], {"a": 0})
     (0.6309297535714575, 1.0, None)
     """
-    ideal = sorted((g for g in labels.values() if g > 0), reverse=True)[:k]
-    if not ideal:
-        return None
-    dcg = sum(labels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked_ids[:k]) if labels.get(d, 0) > 0)
-    return dcg / sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    per_query = metrics.ndcg({"q": {d: -i for i, d in enumerate(ranked_ids)}}, {"q": labels}, k)
+    return per_query.get("q")  # metrics skips a query without a positive label
 
 
 def agreement(primary: list[str], candidate: list[str], k: int = 10, labels: dict[str, float] | None = None) -> dict:
